@@ -1,0 +1,200 @@
+"""Rank-2 RNN with stable amplification (paper Results 3.5, Methods 5.2.5, eqs 91-94).
+
+W = U V^T is rank 2, so both statistics reduce to tiny matrices and cost O(N) per sample:
+real(lambda_1) from the 2x2 V^T U (eq 94) and lambda^s from a 4x4 matrix built from the Gram matrix of
+[U V]. No N x N matrix is ever formed during training.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import param
+import torch
+from torch import Tensor
+
+from ..errors import InputError
+from ..model import FreeParameter, Model, Statistic, Trajectories, register_model
+
+#: classes of ``classify_dynamics`` (Fig 4D)
+DYNAMICS_CLASSES = ("stable amplified", "decaying", "unstable")
+
+
+@lru_cache(maxsize=32)
+def _factor_parameters(N: int) -> tuple[FreeParameter, ...]:
+    """z = [u1, u2, v1, v2], four contiguous blocks of N entries in [-1, 1] (1-based names)."""
+    return tuple(
+        FreeParameter(f"{block}_{i}", -1.0, 1.0, doc=f"entry {i} of {block}")
+        for block in ("u1", "u2", "v1", "v2")
+        for i in range(1, N + 1)
+    )
+
+
+def rank2_lambda1_real(U: Tensor, V: Tensor, eps: float = 1e-12) -> Tensor:
+    """Largest real part of the two nonzero eigenvalues of W = U V^T, from the rank-reduced
+    W^r = V^T U (eq 94). U, V: (batch, N, 2) -> (batch,).
+
+    For N > 2, W also has N - 2 zero eigenvalues; like the paper and the reference code this returns
+    the top real part of the nonzero pair, which is real(lambda_1) of W whenever that is >= 0.
+    """
+    Wr = V.transpose(-1, -2) @ U
+    trace = Wr[..., 0, 0] + Wr[..., 1, 1]
+    det = Wr[..., 0, 0] * Wr[..., 1, 1] - Wr[..., 0, 1] * Wr[..., 1, 0]
+    disc = trace**2 - 4 * det
+    # Re sqrt(disc) with a finite gradient everywhere: 0 for a complex pair, clamp away from 0
+    root = torch.where(disc > eps, torch.sqrt(disc.clamp(min=eps)), torch.zeros_like(disc))
+    return 0.5 * (trace + root)
+
+
+def _symmetric_part_factors(U: Tensor, V: Tensor) -> tuple[Tensor, Tensor]:
+    """W^s = (U V^T + V U^T) / 2 = A M A^T with A = [U V]: (batch, N, 4), M = [[0, I], [I, 0]] / 2."""
+    A = torch.cat([U, V], dim=-1)
+    eye = torch.eye(2, dtype=torch.float64, device=U.device)
+    zero = torch.zeros_like(eye)
+    M = 0.5 * torch.cat([torch.cat([zero, eye], 1), torch.cat([eye, zero], 1)], 0)
+    return A, M
+
+
+def _reduced_symmetric_part(U: Tensor, V: Tensor) -> tuple[Tensor, Tensor]:
+    """S = L^T M L (batch, 4, 4) with L L^T = A^T A (Cholesky of the 4x4 Gram matrix, float64) and L.
+
+    A = Q L^T with Q (N x 4) orthonormal, so W^s = Q S Q^T: the nonzero eigenvalues of W^s are those of S
+    and its eigenvectors are Q y = A L^-T y. Needs N >= 4 (a full-rank Gram matrix).
+    """
+    A, M = _symmetric_part_factors(U, V)
+    gram = (A.transpose(-1, -2) @ A).double()
+    # tiny relative jitter: keeps the Cholesky defined if two factors happen to be collinear
+    jitter = 1e-12 * gram.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None]
+    L = torch.linalg.cholesky(gram + jitter * torch.eye(4, dtype=gram.dtype, device=gram.device))
+    return L.transpose(-1, -2) @ M @ L, L
+
+
+def symmetric_part_top_eigenvalue(U: Tensor, V: Tensor) -> Tensor:
+    """lambda^s = largest eigenvalue of (W + W^T) / 2 for W = U V^T. U, V: (batch, N, 2) -> (batch,).
+
+    O(N) per sample: eigvalsh of a 4x4 matrix (or of W^s itself when N <= 4, where it is no larger).
+    W^s has N - rank zero eigenvalues too, so the result is never below 0 for N > 4 - as for W^s.
+    """
+    N = U.shape[-2]
+    if N <= 4:
+        W = U @ V.transpose(-1, -2)
+        return torch.linalg.eigvalsh(0.5 * (W + W.transpose(-1, -2)))[..., -1]
+    S, _ = _reduced_symmetric_part(U, V)
+    top = torch.linalg.eigvalsh(S)[..., -1]
+    # the 4x4 problem misses W^s's zero eigenvalues (N > 4): the top one is at least 0
+    return top.clamp(min=0.0).to(U.dtype)
+
+
+def most_amplified_direction(U: Tensor, V: Tensor) -> Tensor:
+    """Unit top eigenvector of (W + W^T) / 2 (the input pattern amplified most): (batch, N). No grad."""
+    with torch.no_grad():
+        N = U.shape[-2]
+        if N <= 4:
+            W = U @ V.transpose(-1, -2)
+            return torch.linalg.eigh(0.5 * (W + W.transpose(-1, -2)))[1][..., -1]
+        S, L = _reduced_symmetric_part(U, V)
+        y = torch.linalg.eigh(S)[1][..., -1:]  # (batch, 4, 1)
+        A, _ = _symmetric_part_factors(U, V)
+        direction = (A.double() @ torch.linalg.solve_triangular(L.transpose(-1, -2), y, upper=True))[..., 0]
+        return (direction / direction.norm(dim=-1, keepdim=True)).to(U.dtype)
+
+
+@register_model("rnn")
+class Rank2RNN(Model):
+    """Rank-2 RNN tau dx/dt = -x + W x, W = U V^T, with stable amplification: real(lambda_1) = 0.5 +- 0.25
+    and lambda^s = 1.5 +- 0.25 (eqs 91-93).
+
+    U = [u1 u2] + g chi, V = [v1 v2] + g chi with chi ~ N(0, 1) drawn afresh per sample (noise on the
+    factors, as the paper and the reference code). z = [u1, u2, v1, v2] as four contiguous blocks of N
+    (the paper's order; the reference code interleaves u1_i, u2_i by a row-major reshape), bounds [-1, 1].
+    Default N = 10 (40 parameters): small enough for the dashboard, large enough that the N - 2 zero
+    eigenvalues matter; the paper sweeps N = 2 ... 250.
+    """
+
+    N = param.Integer(10, bounds=(2, None), doc="number of neurons (z has 4 N entries)")
+    g = param.Number(0.01, bounds=(0, None), doc="sd of the random part of U and V")
+    tau = param.Number(0.1, bounds=(0, None), inclusive_bounds=(False, True),
+                       doc="time constant of trajectories() (s; Fig 4D uses 100 ms)")
+    t_max = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), doc="trace length (s)")
+    num_time_points = param.Integer(101, bounds=(2, None), doc="time points of trajectories()")
+    shown_units = param.Integer(4, bounds=(1, None), doc="units plotted by trajectories() next to |x|")
+
+    statistics = (
+        Statistic("real_lambda1", 0.5, 0.25, doc="real part of W's eigenvalue of greatest real part (< 1: stable)"),
+        Statistic("lambda_s", 1.5, 0.25, doc="top eigenvalue of (W + W^T)/2 (> 1: amplifies some input)"),
+    )
+    time_unit = "s"
+    epi_defaults = dict(
+        num_stages=3, num_layers=2, num_units=100, batch_norm=False, post_affine=True,
+        batch_size=200, lr=1e-3, c0=1e3, gamma=0.25, beta=4.0, num_epochs=10, iters_per_epoch=500,
+        nu=1.0, stop_early=True,
+    )
+
+    def free_parameters(self) -> list[FreeParameter]:
+        return list(_factor_parameters(self.N))
+
+    def factors(self, z: Tensor, noisy: bool = True) -> tuple[Tensor, Tensor]:
+        """U~, V~: each (batch, N, 2) from z: (batch, 4N), with g chi noise unless ``noisy=False``."""
+        N = self.N
+        if z.ndim != 2 or z.shape[-1] != 4 * N:
+            raise InputError("z", f"rank-2 RNN with N={N} needs z of shape (batch, {4 * N}); got {tuple(z.shape)}")
+        u1, u2, v1, v2 = z.split(N, dim=-1)
+        U = torch.stack([u1, u2], dim=-1)
+        V = torch.stack([v1, v2], dim=-1)
+        if noisy and self.g > 0:
+            U = U + self.g * self.randn(*U.shape, like=z)
+            V = V + self.g * self.randn(*V.shape, like=z)
+        return U, V
+
+    def simulate(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """One draw of the noisy factors (U~, V~), each (batch, N, 2)."""
+        return self.factors(z)
+
+    def measure(self, x: tuple[Tensor, Tensor], z: Tensor) -> Tensor:
+        """[real(lambda_1), lambda^s]: (batch, 2)."""
+        U, V = x
+        return torch.stack([rank2_lambda1_real(U, V), symmetric_part_top_eigenvalue(U, V)], dim=-1)
+
+    def classify_dynamics(self, f: Tensor) -> np.ndarray:
+        """Fig 4D classes from statistics f = [real(lambda_1), lambda^s]: (batch, 2) -> (batch,) labels:
+        "unstable" if real(lambda_1) >= 1, else "stable amplified" if lambda^s > 1, else "decaying"."""
+        real_l1, lam_s = f[:, 0], f[:, 1]
+        labels = np.where((lam_s > 1).cpu().numpy(), DYNAMICS_CLASSES[0], DYNAMICS_CLASSES[1])
+        return np.where((real_l1 >= 1).cpu().numpy(), DYNAMICS_CLASSES[2], labels)
+
+    def dynamics_fractions(self, f: Tensor) -> dict[str, float]:
+        """Fraction of samples in each class of ``classify_dynamics``."""
+        labels = self.classify_dynamics(f)
+        return {c: float(np.mean(labels == c)) for c in DYNAMICS_CLASSES}
+
+    def response(self, U: Tensor, V: Tensor, x0: Tensor, t: Tensor) -> Tensor:
+        """x(t) of tau dx/dt = -x + U V^T x from x0, exactly and in O(N): (batch, T, N).
+
+        x(t) = e^{-t/tau} (x0 + U a(t)) with a' = (V^T x0 + V^T U a) / tau, a(0) = 0, solved by the
+        exponential of the 3x3 matrix [[V^T U, V^T x0], [0, 0]] t / tau.
+        """
+        K = V.transpose(-1, -2) @ U  # (batch, 2, 2)
+        b = V.transpose(-1, -2) @ x0[..., None]  # (batch, 2, 1)
+        top = torch.cat([K, b], dim=-1)  # (batch, 2, 3)
+        generator = torch.cat([top, torch.zeros_like(top[..., :1, :])], dim=-2)  # (batch, 3, 3)
+        a = torch.linalg.matrix_exp(generator[:, None] * (t / self.tau)[None, :, None, None])[..., :2, 2]
+        decay = torch.exp(-t / self.tau)[None, :, None]
+        return decay * (x0[:, None, :] + a @ U.transpose(-1, -2))
+
+    def trajectories(self, z: Tensor) -> Trajectories:
+        """Response to a unit input along the most amplified direction: x columns [|x|, x_1, ...]
+        (the norm, then ``shown_units`` units); ``extra["class"]`` labels each sample (Fig 4D)."""
+        with torch.no_grad():
+            U, V = self.factors(z)
+            x0 = most_amplified_direction(U, V)
+            t = torch.linspace(0, self.t_max, self.num_time_points, dtype=z.dtype, device=z.device)
+            x = self.response(U, V, x0, t)
+            f = self.measure((U, V), z)
+        k = min(self.shown_units, self.N)
+        shown = torch.cat([x.norm(dim=-1, keepdim=True), x[..., :k]], dim=-1)
+        return Trajectories(
+            t=t.cpu().numpy(), x=shown.cpu().numpy(), names=["|x|"] + [f"x_{i}" for i in range(1, k + 1)],
+            time_unit="s", value_unit="activity",
+            extra={"class": self.classify_dynamics(f), "statistics": f.cpu().numpy()},
+        )
