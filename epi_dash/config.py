@@ -1,0 +1,76 @@
+"""Where the dashboard finds runs and user models: arguments first, then environment variables.
+
+``EPI_DASH_RUNS_DIR``  runs directory (default ``runs``)
+``EPI_DASH_MODEL_PATH`` folders with user model files, separated by ``os.pathsep`` (``:`` on Linux)
+
+so that ``panel serve apps/*.py`` is configured the same way as ``epi-dash serve``.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.errors import InputError
+from core.model import Model, available_models, load_model_class
+
+RUNS_DIR_ENV = "EPI_DASH_RUNS_DIR"
+MODEL_PATH_ENV = "EPI_DASH_MODEL_PATH"
+
+
+def runs_dir_from_env(default: str | Path = "runs") -> Path:
+    """The runs directory: ``$EPI_DASH_RUNS_DIR`` or ``default``."""
+    return Path(os.environ.get(RUNS_DIR_ENV) or default).expanduser()
+
+
+def model_path_from_env() -> list[Path]:
+    """Folders listed in ``$EPI_DASH_MODEL_PATH`` (empty when unset)."""
+    raw = os.environ.get(MODEL_PATH_ENV, "")
+    return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
+
+
+@dataclass
+class ModelCatalog:
+    """Models offered in the UI: ``specs`` maps a display label to a ``load_model_class`` spec."""
+
+    specs: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def _class_names(path: Path) -> list[str]:
+    """Top-level class names in a Python file (parsed, not imported)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    return [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+
+
+def discover_models(model_path: list[str | Path] | None = None) -> ModelCatalog:
+    """Built-in models plus every ``Model`` subclass defined in ``*.py`` files of ``model_path``.
+
+    A file that fails to import is reported in ``problems`` instead of raising, so one broken
+    user file never hides the other models.
+    """
+    catalog = ModelCatalog({name: name for name in available_models()})
+    for folder in [Path(p).expanduser() for p in (model_path or [])]:
+        if not folder.is_dir():
+            catalog.problems.append(f"model path {folder} is not a folder")
+            continue
+        for path in sorted(folder.glob("*.py")):
+            try:
+                names = _class_names(path)
+            except (SyntaxError, UnicodeDecodeError) as exc:
+                catalog.problems.append(f"{path.name}: {exc}")
+                continue
+            for name in names:
+                spec = f"{path}:{name}"
+                try:
+                    cls = load_model_class(spec)
+                except InputError as exc:
+                    if "no Model subclass" not in exc.message:
+                        catalog.problems.append(f"{path.name}: {exc.message}")
+                        break
+                    continue
+                if issubclass(cls, Model) and cls.__module__.startswith("epi_user_model_"):
+                    catalog.specs[f"{name} ({path.name})"] = spec
+    return catalog

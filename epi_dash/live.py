@@ -1,0 +1,151 @@
+"""Per-run HoloViews streams fed from runner events or a saved run (no panel import).
+
+``LiveRun.apply(events)`` must run where the document may be changed (Panel: inside the session
+document's next-tick callback). It sends all iteration rows of the batch in *one* ``Buffer.send``
+(so HoloViews streams only the new rows to the browser), and only the newest snapshot/analysis.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+
+from core.model import Model
+from core.runs import Run
+
+from .runner import RunnerEvent
+from .views import RunInfo, empty_progress, empty_snapshot, progress_frame, progress_from_trace
+
+#: rows kept in the browser per training curve; older ones roll over
+BUFFER_LENGTH = 20_000
+
+
+def run_info(model: Model, means: list[float], stds: list[float]) -> RunInfo:
+    lower, upper = (b.cpu().numpy() for b in model.bounds())
+    return RunInfo(
+        parameter_names=model.parameter_names,
+        statistic_names=model.statistic_names,
+        means=[float(v) for v in means], stds=[float(v) for v in stds], lower=lower, upper=upper,
+        parameter_units=[p.unit for p in model.free_parameters()],
+        statistic_units=[s.unit for s in model.statistic_specs()],
+        time_unit=model.time_unit,
+    )
+
+
+@dataclass
+class Progress:
+    """What the progress indicator shows."""
+
+    status: str = "idle"  # idle | starting | running | stopping | analyzing | stopped | converged | finished | failed
+    iteration: int = 0
+    epoch: int = 0
+    iterations_total: int = 0
+    num_epochs: int = 0
+    wall_time: float = 0.0
+    entropy: float = float("nan")
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+    run_dir: str | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+class LiveRun:
+    """The streams behind every view of one run."""
+
+    def __init__(self, info: RunInfo):
+        self.info = info
+        m, d = len(info.statistic_names), len(info.parameter_names)
+        self.progress = hv.streams.Buffer(empty_progress(m), length=BUFFER_LENGTH, index=False)
+        self.epochs = hv.streams.Pipe(pd.DataFrame({"iteration": np.zeros(0)}))
+        self.snapshots = hv.streams.Pipe(empty_snapshot(d))
+        self.predictive = hv.streams.Pipe({"predictive": None})
+        self.traces = hv.streams.Pipe({"mode": None, "probe": None})
+        self.state = Progress()
+        self.analysis: dict[str, Any] | None = None
+        self.snapshot: dict[str, Any] = empty_snapshot(d)
+
+    # --- live events ----------------------------------------------------------------------------
+    def apply(self, events: list[RunnerEvent]) -> list[tuple[str, str]]:
+        """Update streams from a batch of runner events; returns notifications (level, text)."""
+        notes: list[tuple[str, str]] = []
+        rows = [e.data for e in events if e.kind == "iteration"]
+        if rows:
+            self.progress.send(progress_frame(rows, len(self.info.statistic_names)))
+            last = rows[-1]
+            self.state.iteration, self.state.epoch = int(last["iteration"]), int(last["epoch"])
+            self.state.wall_time, self.state.entropy = float(last["wall_time"]), float(last["entropy"])
+            if self.state.status == "starting":
+                self.state.status = "running"
+        epochs = [e.data for e in events if e.kind == "epoch"]
+        if epochs:
+            self.state.epochs.extend(epochs)
+            self.epochs.send(pd.DataFrame({"iteration": [float(r["iteration"]) for r in self.state.epochs]}))
+        snapshots = [e.data for e in events if e.kind == "snapshot"]
+        analyses = [e.data for e in events if e.kind == "analysis"]
+        if analyses:
+            self.analysis = analyses[-1]
+            self.predictive.send({"predictive": self.analysis["predictive"]})
+        if snapshots or analyses:
+            latest = snapshots[-1] if snapshots else self.snapshot
+            self.snapshot = {"z": latest["z"], "log_q": latest["log_q"], "analysis": self.analysis}
+            self.snapshots.send(self.snapshot)
+        for e in events:
+            notes.extend(self._status_event(e))
+        return notes
+
+    def _status_event(self, event: RunnerEvent) -> list[tuple[str, str]]:
+        s, data = self.state, event.data
+        if event.kind == "started":
+            s.status, s.run_dir = "running", data["run_dir"]
+            s.iterations_total, s.num_epochs = data["iterations_total"], data["num_epochs"]
+            s.iteration = data["iteration"]
+            s.started_at = time.time()
+            return [("info", f"Training {'resumed' if data['resumed'] else 'started'}: {data['run_dir']}")]
+        if event.kind == "epoch":
+            return [("info", f"Epoch {data['epoch']}: " + ("converged ✓" if data["converged"]
+                                                            else f"not converged (min p = {min(data['p_values']):.3g})"))]
+        if event.kind == "finished":
+            s.status = data["state"]
+            s.iteration, s.wall_time = data["iterations"], data["wall_time_s"]
+            if data["error"]:
+                s.message = data["error"]
+                return [("error", f"Training failed: {data['error']}")]
+            s.message = ""
+            return [("success" if data["converged"] else "info",
+                     f"Training {data['state']} after {data['iterations']} iterations")]
+        if event.kind == "failed":
+            s.status, s.message = "failed", data["message"]
+            return [("error", f"Training could not run: {data['message']}")]
+        if event.kind == "analysis_failed":
+            return [("warning", f"Mode search failed: {data['message']}")]
+        if event.kind == "open_failed":
+            return [("warning", f"Could not load q of this run: {data['message']}")]
+        return []
+
+    # --- saved runs ----------------------------------------------------------------------------
+    def load_saved(self, run: Run) -> None:
+        """Fill every stream from a run directory (trace, epochs, samples)."""
+        meta = run.meta
+        frame = progress_from_trace(run.trace, self.info.statistic_names, self.info.constraint_names)
+        self.progress.clear()
+        self.progress.send(frame.tail(BUFFER_LENGTH))
+        history = meta.get("history", [])
+        self.state = Progress(
+            status=meta.get("state", "finished"), iteration=int(meta.get("iterations", 0)),
+            epoch=int(meta.get("epochs", 0)), wall_time=float(meta.get("wall_time_s", 0.0)),
+            iterations_total=int(meta["optimizer"]["num_epochs"] * meta["optimizer"]["iters_per_epoch"]),
+            num_epochs=int(meta["optimizer"]["num_epochs"]), epochs=list(history),
+            entropy=float(frame["entropy"].iloc[-1]) if len(frame) else float("nan"),
+            message=meta.get("error") or "", run_dir=str(run.path))
+        self.epochs.send(pd.DataFrame({"iteration": [float(r["iteration"]) for r in history]}))
+        try:
+            samples = run.samples
+        except Exception:  # a stopped run may have no samples.npz yet; the analysis brings some
+            return
+        self.snapshot = {"z": samples["z"], "log_q": samples["log_q"], "analysis": self.analysis}
+        self.snapshots.send(self.snapshot)

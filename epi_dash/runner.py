@@ -1,0 +1,288 @@
+"""Runs EPI in a background thread and reports plain events on a queue (no panel import).
+
+The training thread only ``put``s :class:`RunnerEvent` objects holding numbers, lists and numpy
+arrays; a UI drains them on its own schedule. Kinds, in the order they arrive:
+
+``started``    run_dir, model, parameter_names, statistic_names, constraint_names, lower, upper,
+               means, stds, iterations_total, resumed
+``iteration``  an ``IterationRecord`` as a dict (one per optimization step)
+``epoch``      an ``EpochRecord`` as a dict
+``snapshot``   iteration, z (n, d), log_q (n,): current samples of q, every ``snapshot_every`` steps
+``analysis``   iteration, mode (d,), log_q_mode, eigenvalues (d,), eigenvectors (d, d), kinds,
+               predictive (n, m): at epoch ends (small D), on request, and after training
+``finished``   state ("converged", "finished", "stopped", "failed"), converged, epochs, iterations,
+               wall_time_s, entropy, run_dir, error
+``failed``     message: the trainer could not be built or crashed outside its own error handling
+``open_failed``, ``analysis_failed``  message: a saved run or an analysis could not be loaded/run
+
+Mode search and Hessians run on a *copy* of the flow in a second thread, so training never waits
+for them and never shares parameters with an autograd pass it does not own.
+"""
+
+from __future__ import annotations
+
+import copy
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from core.analysis import EPIDistribution
+from core.epi import EpochRecord, EPITrainer, IterationRecord
+from core.errors import InputError, TrainingError
+from core.model import Model
+from core.property import EmergentProperty
+from core.settings import FlowSettings, OptimizerSettings
+
+from .state import copy_model
+
+
+@dataclass
+class RunnerEvent:
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AnalysisSettings:
+    """How much work one analysis does (mode search, Hessian at the mode, predictive draws)."""
+
+    num_starts: int = 4
+    num_samples: int = 1000
+    steps: int = 150
+    num_predictive: int = 1000
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def analyze(dist: EPIDistribution, settings: AnalysisSettings | None = None) -> dict[str, Any]:
+    """Mode of q, Hessian directions there, and predictive statistics, as numpy arrays."""
+    s = settings or AnalysisSettings()
+    mode = dist.find_mode(num_starts=s.num_starts, num_samples=s.num_samples, steps=s.steps)
+    directions = dist.hessian_directions(mode)
+    with torch.no_grad():
+        log_q_mode = float(dist.log_prob(mode[None])[0])
+        predictive = to_numpy(dist.predictive(s.num_predictive))
+    return {
+        "mode": to_numpy(mode),
+        "log_q_mode": log_q_mode,
+        "eigenvalues": to_numpy(directions.eigenvalues),
+        "eigenvectors": to_numpy(directions.eigenvectors),
+        "kinds": list(directions.kinds),
+        "predictive": predictive,
+    }
+
+
+def describe_failure(exc: BaseException) -> str:
+    """A one-line message naming the cause, for a notification (never a traceback)."""
+    if isinstance(exc, InputError):
+        return f"{exc.field}: {exc.message}"
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return "CUDA out of memory: lower batch_size or train on the CPU"
+    if isinstance(exc, TrainingError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class TrainingRunner:
+    """One training at a time, in a daemon thread; ``drain()`` returns what happened since.
+
+    ``trainer_factory`` builds the trainer (default :class:`EPITrainer`); tests may pass a
+    smaller one with the same interface.
+    """
+
+    def __init__(
+        self,
+        snapshot_every: int = 250,
+        snapshot_samples: int = 1000,
+        analyze_each_epoch_max_dim: int = 40,
+        analysis: AnalysisSettings | None = None,
+        trainer_factory: Callable[..., EPITrainer] = EPITrainer,
+    ):
+        self.snapshot_every = snapshot_every
+        self.snapshot_samples = snapshot_samples
+        self.analyze_each_epoch_max_dim = analyze_each_epoch_max_dim
+        self.analysis_settings = analysis or AnalysisSettings()
+        self.trainer_factory = trainer_factory
+        self.events: queue.Queue[RunnerEvent] = queue.Queue()
+        self.trainer: EPITrainer | None = None
+        self.run_dir: Path | None = None
+        self._thread: threading.Thread | None = None
+        self._analysis_threads: list[threading.Thread] = []
+        self._analysis_requested = threading.Event()
+        self._stop_requested = threading.Event()
+
+    # --- control (any thread) -----------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        """True while training (or its final analysis) is in progress."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self, model: Model, prop: EmergentProperty, flow: FlowSettings, opt: OptimizerSettings,
+              run_dir: str | Path) -> None:
+        """Train a new q in the background, saving to ``run_dir``."""
+        self._launch(lambda: self.trainer_factory(model, prop, flow, opt, run_dir=run_dir), resumed=False)
+
+    def resume(self, run_dir: str | Path, device: str | None = None) -> None:
+        """Continue the run saved in ``run_dir`` from its checkpoint."""
+        factory = getattr(self.trainer_factory, "resume", EPITrainer.resume)
+        self._launch(lambda: factory(run_dir, device=device), resumed=True)
+
+    def open(self, run_dir: str | Path, device: str | None = None) -> None:
+        """Load a saved run's q in the background and report a ``snapshot`` and an ``analysis``."""
+        factory = getattr(self.trainer_factory, "resume", EPITrainer.resume)
+        self._stop_requested.clear()
+        if self.running:
+            raise InputError("open", "a training is running in this session; stop it first")
+        self._thread = threading.Thread(target=self._open, args=(lambda: factory(run_dir, device=device),),
+                                        name="epi-open", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Ask the trainer to stop after the current iteration (it then writes a checkpoint)."""
+        self._stop_requested.set()
+        if self.trainer is not None:
+            self.trainer.request_stop()
+
+    def request_analysis(self) -> None:
+        """Find the mode of the current q soon (from the next iteration, on a copy of the flow)."""
+        if self.running:
+            self._analysis_requested.set()
+        elif self.trainer is not None:
+            self._spawn_analysis(self.trainer.distribution)
+
+    def drain(self, limit: int = 100_000) -> list[RunnerEvent]:
+        """Events queued since the last call, oldest first (never blocks)."""
+        out: list[RunnerEvent] = []
+        while len(out) < limit:
+            try:
+                out.append(self.events.get_nowait())
+            except queue.Empty:
+                break
+        return out
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for training and any analysis to end (tests, benchmarks, shutdown)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        for t in list(self._analysis_threads):
+            t.join(timeout)
+
+    # --- the training thread ------------------------------------------------------------------
+    def _launch(self, make_trainer: Callable[[], EPITrainer], resumed: bool) -> None:
+        if self.running:
+            raise InputError("start", "a training is already running in this session")
+        self._stop_requested.clear()
+        self._analysis_requested.clear()
+        self._thread = threading.Thread(target=self._run, args=(make_trainer, resumed),
+                                        name="epi-training", daemon=True)
+        self._thread.start()
+
+    def _put(self, kind: str, **data: Any) -> None:
+        self.events.put(RunnerEvent(kind, data))
+
+    def _run(self, make_trainer: Callable[[], EPITrainer], resumed: bool) -> None:
+        try:
+            trainer = make_trainer()
+        except Exception as exc:  # report every cause to the UI; the server keeps serving
+            self._put("failed", message=describe_failure(exc))
+            return
+        self.trainer = trainer
+        self.run_dir = Path(trainer.writer.path) if trainer.writer is not None else None
+        trainer.add_callback(on_iteration=self._on_iteration, on_epoch=self._on_epoch)
+        self._put("started", **self._describe(trainer, resumed))
+        if self._stop_requested.is_set():
+            trainer.request_stop()
+        try:
+            result = trainer.train()
+        except Exception as exc:
+            self._put("failed", message=describe_failure(exc))
+            return
+        self._put("finished", state=result.state, converged=result.converged, epochs=result.epochs,
+                  iterations=result.iterations, wall_time_s=result.wall_time_s, entropy=result.entropy,
+                  run_dir=result.run_dir, error=result.error)
+        if result.error is None and trainer.initialized:
+            self._put_snapshot(trainer)
+            self._analyze_now(trainer.distribution, trainer.iteration)
+
+    def _open(self, make_trainer: Callable[[], EPITrainer]) -> None:
+        try:
+            trainer = make_trainer()
+        except Exception as exc:
+            self._put("open_failed", message=describe_failure(exc))
+            return
+        self.trainer = trainer
+        self.run_dir = Path(trainer.writer.path) if trainer.writer is not None else None
+        if trainer.initialized:
+            self._put_snapshot(trainer)
+            self._analyze_now(trainer.distribution, trainer.iteration)
+
+    @staticmethod
+    def _describe(trainer: EPITrainer, resumed: bool) -> dict[str, Any]:
+        lower, upper = trainer.model.bounds()
+        prop = trainer.property
+        return dict(
+            run_dir=str(trainer.writer.path) if trainer.writer is not None else None,
+            model=trainer.model.model_name or type(trainer.model).__name__,
+            model_params=trainer.model.hyperparameters(),
+            parameter_names=trainer.model.parameter_names,
+            statistic_names=list(prop.statistics),
+            constraint_names=prop.constraint_names,
+            lower=to_numpy(lower), upper=to_numpy(upper),
+            means=list(prop.mean), stds=list(prop.std),
+            iterations_total=trainer.opt.num_epochs * trainer.opt.iters_per_epoch,
+            num_epochs=trainer.opt.num_epochs, iteration=trainer.iteration, resumed=resumed,
+        )
+
+    def _on_iteration(self, record: IterationRecord) -> None:
+        self._put("iteration", **asdict(record))
+        trainer = self.trainer
+        if record.iteration % self.snapshot_every == 0:
+            self._put_snapshot(trainer)
+        if self._analysis_requested.is_set():
+            self._analysis_requested.clear()
+            self._spawn_analysis(self._frozen_distribution(trainer))
+
+    def _on_epoch(self, record: EpochRecord) -> None:
+        self._put("epoch", **asdict(record))
+        trainer = self.trainer
+        if trainer.model.dim <= self.analyze_each_epoch_max_dim:
+            self._spawn_analysis(self._frozen_distribution(trainer))
+
+    def _put_snapshot(self, trainer: EPITrainer) -> None:
+        with torch.no_grad():
+            z, log_q = trainer.distribution.sample_with_log_prob(self.snapshot_samples)
+        trainer.flow.train()
+        self._put("snapshot", iteration=trainer.iteration, z=to_numpy(z), log_q=to_numpy(log_q))
+
+    # --- analysis (own thread, own copy of the flow and the model) -----------------------------
+    @staticmethod
+    def _frozen_distribution(trainer: EPITrainer) -> EPIDistribution:
+        flow = copy.deepcopy(trainer.flow)
+        return EPIDistribution(flow, copy_model(trainer.model), trainer.property)
+
+    def _spawn_analysis(self, dist: EPIDistribution) -> None:
+        iteration = self.trainer.iteration if self.trainer is not None else 0
+        self._analysis_threads = [t for t in self._analysis_threads if t.is_alive()]
+        if self._analysis_threads:  # one at a time; the next epoch brings a fresher one
+            return
+        t = threading.Thread(target=self._analyze_now, args=(dist, iteration), name="epi-analysis", daemon=True)
+        self._analysis_threads.append(t)
+        t.start()
+
+    def _analyze_now(self, dist: EPIDistribution, iteration: int) -> None:
+        try:
+            started = time.perf_counter()
+            result = analyze(dist, self.analysis_settings)
+            self._put("analysis", iteration=iteration, seconds=time.perf_counter() - started, **result)
+        except Exception as exc:  # analysis is advisory: report it, keep training
+            self._put("analysis_failed", message=describe_failure(exc))
