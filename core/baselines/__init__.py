@@ -3,6 +3,7 @@ judged by one shared convergence criterion."""
 
 from .criterion import ABC_EPSILON, DISTANCE_THRESHOLD, ConvergenceCriterion, abc_distances, predictive_distance
 from .problem import Budget, InferenceProblem, Stopped
+from .race import METHODS, MethodSpec, load_comparison, parse_methods, run_comparison, run_method, save_comparison
 from .result import MethodResult, StepRecord
 from .epi_runner import run_epi
 from .smc_abc import SMCABCSettings, run_smc_abc
@@ -11,5 +12,7 @@ from .snpe import SNPESettings, run_snpe
 __all__ = [
     "ABC_EPSILON", "DISTANCE_THRESHOLD", "ConvergenceCriterion", "abc_distances", "predictive_distance",
     "Budget", "InferenceProblem", "Stopped", "MethodResult", "StepRecord",
+    "METHODS", "MethodSpec", "load_comparison", "parse_methods", "run_comparison", "run_method",
+    "save_comparison",
     "SNPESettings", "run_snpe", "SMCABCSettings", "run_smc_abc", "run_epi",
 ]

@@ -35,6 +35,15 @@ class SMCABCSettings(param.Parameterized):
         return f"pyabc, {self.population_size} particles"
 
 
+def pyabc_box_prior(problem: InferenceProblem, keys: list[str]):
+    """pyabc Distribution U(lower_i, upper_i) per key; scipy's uniform takes (loc, scale) =
+    (lower, upper - lower), which the reference script got wrong (U[-1, 0] instead of U[-1, 1])."""
+    import pyabc
+
+    lower, upper = (b.cpu().double().numpy() for b in (problem.lower, problem.upper))
+    return pyabc.Distribution(**{k: pyabc.RV("uniform", lo, hi - lo) for k, lo, hi in zip(keys, lower, upper)})
+
+
 def _deadline_sampler(budget: Budget):
     """pyabc's single-core sampler, aborting (``Stopped``) once the budget is spent."""
     from pyabc.sampler import SingleCoreSampler
@@ -67,7 +76,6 @@ def run_smc_abc(problem: InferenceProblem, settings: SMCABCSettings | None = Non
         logging.getLogger(name).setLevel(logging.WARNING)
     log = RunLog("smc", setting_name or settings.label(), seed, problem, budget, criterion, on_step)
     keys = [f"z{i}" for i in range(problem.dim)]
-    lower, upper = (b.cpu().numpy().astype(float) for b in (problem.lower, problem.upper))
 
     def simulator(par) -> dict[str, np.ndarray]:
         z = torch.tensor([[par[k] for k in keys]], dtype=torch.float32)
@@ -77,7 +85,7 @@ def run_smc_abc(problem: InferenceProblem, settings: SMCABCSettings | None = Non
         d = float(np.linalg.norm(x["f"] - x0["f"]))
         return d if np.isfinite(d) else np.inf
 
-    prior = pyabc.Distribution(**{k: pyabc.RV("uniform", lo, hi - lo) for k, lo, hi in zip(keys, lower, upper)})
+    prior = pyabc_box_prior(problem, keys)
     x0 = {"f": problem.x0.cpu().double().numpy()}
     error: str | None = None
     epsilon = float("inf")

@@ -124,7 +124,8 @@ def _sample(posterior, n: int, x0, budget: Budget, settings: SNPESettings):
 
 def _in_box_fraction(posterior, problem: InferenceProblem, n: int = 1000) -> float:
     """Fraction of raw density samples inside the box (1 - leakage)."""
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sbi warns about exactly the leakage measured here
         raw = posterior.sample((n,), x=problem.x0, show_progress_bars=False, reject_outside_prior=False)
     return float(problem.in_bounds(raw).float().mean())
 
