@@ -82,6 +82,8 @@ class SuperiorColliculus(Model):
     inactivation_period = param.Selector(default="delay", objects=list(INACTIVATION_PERIODS),
                                          doc="when inactivation acts: delay (0.8-1.2 s), choice (> 1.2 s), total")
     trajectory_trials = param.Integer(50, bounds=(1, None), doc="trials averaged in trajectories()")
+    chunk_size = param.Integer(500, bounds=(1, None),
+                               doc="z simulated at once without autograd (bounds memory in large tests)")
 
     parameters = (
         FreeParameter("sW", -5.0, 5.0, doc="self connection"),
@@ -192,10 +194,17 @@ class SuperiorColliculus(Model):
     def measure(self, x: Tensor, z: Tensor) -> Tensor:
         return self.accuracies(x[..., -1, :])
 
+    def _final_accuracies(self, z: Tensor, num_trials: int, gamma: float, period: str) -> Tensor:
+        """[p_P, p_A]: (batch, 2) without storing traces; chunked over z when autograd is off."""
+        if torch.is_grad_enabled() and z.requires_grad:
+            return self.accuracies(self._integrate(z, num_trials, gamma, period, keep_trace=False))
+        return torch.cat([
+            self.accuracies(self._integrate(chunk, num_trials, gamma, period, keep_trace=False))
+            for chunk in z.split(self.chunk_size)
+        ])
+
     def emergent_statistics(self, z: Tensor) -> Tensor:
-        x_final = self._integrate(z, self.num_trials, self.inactivation_strength,
-                                  self.inactivation_period, keep_trace=False)
-        return self.accuracies(x_final)
+        return self._final_accuracies(z, self.num_trials, self.inactivation_strength, self.inactivation_period)
 
     # --- analysis --------------------------------------------------------------------------------
     def accuracy_under_inactivation(
@@ -203,8 +212,7 @@ class SuperiorColliculus(Model):
     ) -> Tensor:
         """[p_P, p_A] with activity scaled by (1 - gamma) during ``period`` (eq 73; Fig 3E-G):
         z: (batch, 4) -> (batch, 2)."""
-        x_final = self._integrate(z, num_trials or self.num_trials, gamma, period, keep_trace=False)
-        return self.accuracies(x_final)
+        return self._final_accuracies(z, num_trials or self.num_trials, gamma, period)
 
     def connectivity_eigenvalues(self, z: Tensor) -> Tensor:
         """Eigenvalues of W along its z-independent eigenvectors (Fig 14A):
@@ -222,10 +230,12 @@ class SuperiorColliculus(Model):
         with torch.no_grad():
             x = self._integrate(z, self.trajectory_trials, self.inactivation_strength,
                                 self.inactivation_period, keep_trace=True)
-        mean, std = x.mean(2), x.std(2, unbiased=False) if x.shape[2] > 1 else torch.zeros_like(x[:, :, 0])
-        # (batch, 2, T, 4) -> (batch, T, 2 * 4): task-major columns
-        flat = lambda a: a.permute(0, 2, 1, 3).reshape(a.shape[0], a.shape[2], -1).cpu().numpy()
+        mean, std = x.mean(2), x.std(2, unbiased=False)  # (batch, 2 tasks, T + 1, 4)
+
+        def task_major_columns(a: Tensor) -> np.ndarray:
+            return a.permute(0, 2, 1, 3).reshape(a.shape[0], a.shape[2], -1).cpu().numpy()
+
         names = [f"{task} {pop}" for task in SC_CONDITIONS for pop in SC_POPULATIONS]
-        return Trajectories(t=self.time_grid(), x=flat(mean), names=names, time_unit="s",
-                            value_unit="activity", extra={"std": flat(std),
+        return Trajectories(t=self.time_grid(), x=task_major_columns(mean), names=names, time_unit="s",
+                            value_unit="activity", extra={"std": task_major_columns(std),
                                                           "num_trials": self.trajectory_trials})
