@@ -1,0 +1,35 @@
+"""epi-dash engine: emergent property inference (Bittner et al.) in PyTorch. UI-free."""
+
+from .analysis import EPIDistribution, HessianDirections
+from .epi import (
+    EPIResult,
+    EPITrainer,
+    EpochRecord,
+    IterationRecord,
+    augmented_lagrangian_loss,
+    best_result,
+)
+from .errors import InputError, TrainingError
+from .flow import RealNVP
+from .hypothesis import convergence_test, penalty_increase_test
+from .model import (
+    FreeParameter,
+    Model,
+    Statistic,
+    Trajectories,
+    available_models,
+    load_model,
+    load_model_class,
+    register_model,
+)
+from .property import EmergentProperty
+from .runs import Run, list_runs, load_run
+from .settings import FlowSettings, OptimizerSettings, resolve_device, settings_for
+
+__all__ = [
+    "EPIDistribution", "EPIResult", "EPITrainer", "EmergentProperty", "EpochRecord", "FlowSettings",
+    "FreeParameter", "HessianDirections", "InputError", "IterationRecord", "Model", "OptimizerSettings",
+    "RealNVP", "Run", "Statistic", "TrainingError", "Trajectories", "augmented_lagrangian_loss",
+    "available_models", "best_result", "convergence_test", "list_runs", "load_model", "load_model_class", "load_run",
+    "penalty_increase_test", "register_model", "resolve_device", "settings_for",
+]

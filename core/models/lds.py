@@ -42,8 +42,11 @@ class LDS(Model):
                   doc="angular frequency imag(lambda_1) (2 pi x 1 Hz)"),
     )
     population_names = ("x1", "x2")
-    epi_defaults = dict(num_stages=3, num_layers=2, num_units=50, batch_size=500, c0=1e-3,
-                        beta=4.0, iters_per_epoch=2000, nu=0.5)
+    # Reference script: 3 x (2x50) coupling, post-affine, batch 500. Its c0 = 1e-3 needs ~10 epochs
+    # of 2,000 iterations; c0 = 1 (the reference's tutorial notebook) with 1,000-iteration epochs
+    # converges in ~7 epochs (seed 1), which keeps the end-to-end run under a minute on 2 CPU cores.
+    epi_defaults = dict(num_stages=3, num_layers=2, num_units=50, batch_size=500, c0=1.0,
+                        beta=4.0, iters_per_epoch=1000, num_epochs=20, nu=0.5)
 
     def simulate(self, z: Tensor) -> Tensor:
         """x(t) = expm(A t / tau) x0 from x0 = [sqrt(2)/2, -sqrt(2)/2] (Fig 7): (batch, T, 2)."""

@@ -1,0 +1,157 @@
+"""The trained EPI distribution q(z): sampling, log q, gradients, Hessians, modes, predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.func import grad, hessian, vmap
+
+from .errors import InputError
+from .flow import RealNVP
+from .model import Model, Trajectories
+from .property import EmergentProperty
+
+
+@dataclass
+class HessianDirections:
+    """Eigen-decomposition of the Hessian of log q at ``z``, most negative eigenvalue first.
+
+    ``eigenvectors[:, i]`` belongs to ``eigenvalues[i]``. ``kinds[i]``: "sensitive" (curvature at
+    least ``ratio`` times the sharpest), "degenerate" (near zero), or "positive" (log q curves up:
+    ``z`` is not a mode)."""
+
+    z: Tensor
+    eigenvalues: Tensor
+    eigenvectors: Tensor
+    kinds: list[str]
+
+
+class EPIDistribution:
+    """q(z) on the model's parameter box. All tensors are (batch, dim) on the flow's device."""
+
+    def __init__(self, flow: RealNVP, model: Model, prop: EmergentProperty):
+        self.flow, self.model, self.property = flow, model, prop
+        self.parameter_names = model.parameter_names
+        self.lower, self.upper = (b.to(self.device) for b in model.bounds())
+
+    @property
+    def device(self) -> torch.device:
+        return self.flow.box.lower.device
+
+    def _index(self, key: int | str) -> int:
+        if isinstance(key, str):
+            if key not in self.parameter_names:
+                raise InputError("fixed", f"unknown parameter {key!r}")
+            return self.parameter_names.index(key)
+        return int(key)
+
+    def _as_z(self, z: Tensor) -> Tensor:
+        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        return z[None] if z.ndim == 1 else z
+
+    @torch.no_grad()
+    def sample(self, n: int) -> Tensor:
+        """z ~ q: (n, dim)."""
+        return self.sample_with_log_prob(n)[0]
+
+    @torch.no_grad()
+    def sample_with_log_prob(self, n: int) -> tuple[Tensor, Tensor]:
+        self.flow.eval()
+        return self.flow.rsample_and_log_prob(n)
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log q(z): (batch,)."""
+        self.flow.eval()
+        return self.flow.log_prob(self._as_z(z))
+
+    def _single_log_prob(self, z: Tensor) -> Tensor:
+        return self.flow.log_prob(z[None])[0]
+
+    def grad_log_prob(self, z: Tensor) -> Tensor:
+        """d log q / dz: (batch, dim)."""
+        self.flow.eval()
+        return vmap(grad(self._single_log_prob))(self._as_z(z))
+
+    def hessian(self, z: Tensor) -> Tensor:
+        """d^2 log q / dz^2: (batch, dim, dim)."""
+        self.flow.eval()
+        return vmap(hessian(self._single_log_prob))(self._as_z(z))
+
+    def find_mode(
+        self,
+        num_starts: int = 10,
+        fixed: dict[int | str, float] | None = None,
+        num_samples: int = 2000,
+        steps: int = 400,
+        lr: float = 0.05,
+        constraint: callable | None = None,
+    ) -> Tensor:
+        """argmax log q(z), optionally with coordinates held at ``fixed`` values (paper eq 71) and
+        restricted to samples satisfying ``constraint(z) -> (batch,) bool`` (e.g. sW > 0, eqs 89-90).
+        Gradient ascent in logit coordinates from the ``num_starts`` most probable samples: (dim,)."""
+        self.flow.eval()
+        fixed_idx = {self._index(k): float(v) for k, v in (fixed or {}).items()}
+        for i, v in fixed_idx.items():
+            if not (self.lower[i] < v < self.upper[i]):
+                raise InputError(f"fixed[{self.parameter_names[i]}]", f"{v} is outside the parameter's bounds")
+        with torch.no_grad():
+            z = self.sample(num_samples)
+            for i, v in fixed_idx.items():
+                z[:, i] = v
+            if constraint is not None:
+                keep = constraint(z)
+                if not keep.any():
+                    raise InputError("constraint", "no sample of q satisfies the mode's constraint")
+                z = z[keep]
+            lq = self.flow.log_prob(z)
+            start = z[lq.topk(min(num_starts, len(lq))).indices]
+        width = self.upper - self.lower
+        p = ((start - self.lower) / width).clamp(1e-5, 1 - 1e-5)
+        u = (torch.log(p) - torch.log1p(-p)).requires_grad_(True)
+        free = torch.ones(self.flow.dim, device=self.device)
+        for i in fixed_idx:
+            free[i] = 0.0
+        opt = torch.optim.Adam([u], lr=lr)
+        for _ in range(steps):
+            zz = self.lower + width * torch.sigmoid(u)
+            loss = -self.flow.log_prob(zz).sum()
+            opt.zero_grad()
+            loss.backward()
+            u.grad *= free
+            opt.step()
+        with torch.no_grad():
+            zz = self.lower + width * torch.sigmoid(u)
+            if constraint is not None:
+                ok = constraint(zz)
+                zz = zz[ok] if ok.any() else zz
+            best = self.flow.log_prob(zz).argmax()
+            return zz[best].detach()
+
+    def hessian_directions(self, z: Tensor, ratio: float = 0.1) -> HessianDirections:
+        """Sensitive and degenerate directions of log q at ``z``: (dim,)."""
+        z = self._as_z(z)[0]
+        H = self.hessian(z[None])[0].detach()
+        H = 0.5 * (H + H.T)
+        vals, vecs = torch.linalg.eigh(H)  # ascending: most negative first
+        scale = vals.abs().max().clamp(min=1e-12)
+        kinds = [
+            "positive" if v > ratio * scale else "sensitive" if v < -ratio * scale else "degenerate"
+            for v in vals.tolist()
+        ]
+        return HessianDirections(z=z.detach(), eigenvalues=vals, eigenvectors=vecs, kinds=kinds)
+
+    @torch.no_grad()
+    def predictive(self, n: int) -> Tensor:
+        """Statistics f(x; z), z ~ q, x ~ p(x|z): (n, m)."""
+        return self.model.emergent_statistics(self.sample(n))
+
+    @torch.no_grad()
+    def statistics_at(self, z: Tensor) -> Tensor:
+        """f(x; z) at given z: (batch, m)."""
+        return self.model.emergent_statistics(self._as_z(z))
+
+    def trajectories(self, z: Tensor) -> Trajectories:
+        """Simulated activity at z (batch, dim) for plotting."""
+        return self.model.trajectories(self._as_z(z))

@@ -1,0 +1,449 @@
+"""EPI: maximum-entropy q(z) subject to E_q[E_x[T(x; z)]] = mu_opt, by the augmented Lagrangian method
+(Methods 5.1.3), with streaming callbacks, stop/resume and checkpoints."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .analysis import EPIDistribution
+from .errors import InputError, TrainingError
+from .flow import RealNVP
+from .hypothesis import convergence_test, penalty_increase_test
+from .model import Model
+from .property import EmergentProperty
+from .runs import RunWriter, read_run_json, read_trace_rows
+from .settings import FlowSettings, OptimizerSettings, resolve_device, settings_dict, settings_for
+
+T_CLIP = 1e10
+
+
+@dataclass
+class IterationRecord:
+    """What one optimization step reports to listeners (lists are plain floats)."""
+
+    iteration: int
+    epoch: int
+    entropy: float
+    cost: float
+    R: list[float]
+    f_mean: list[float]
+    f_std: list[float]
+    eta: list[float]
+    c: float
+    wall_time: float
+
+
+@dataclass
+class EpochRecord:
+    """End of an augmented Lagrangian epoch: test result and the multiplier/penalty updates."""
+
+    epoch: int
+    iteration: int
+    p_values: list[float]
+    converged: bool
+    c: float
+    eta: list[float]
+    entropy: float
+    mean_sq_norm: float
+    c_increased: bool
+    wall_time: float
+
+
+@dataclass
+class EPIResult:
+    converged: bool
+    epochs: int
+    iterations: int
+    wall_time_s: float
+    entropy: float
+    distribution: EPIDistribution
+    run_dir: str | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    state: str = "finished"
+    error: str | None = None
+
+
+def augmented_lagrangian_loss(
+    log_q: Tensor, T: Tensor, mu_opt: Tensor, eta: Tensor, c: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Surrogate loss whose gradient is that of -H + eta^T R + c/2 ||R||^2, with the penalty's
+    gradient by the unbiased split-half estimator c J_{R1}^T R2 (R1, R2 from disjoint halves).
+
+    ``log_q``: (n,), ``T``: (n, m). Returns (loss, entropy estimate, R (m,))."""
+    entropy = -log_q.mean()
+    R = T.mean(0) - mu_opt
+    half = T.shape[0] // 2
+    R1 = T[:half].mean(0) - mu_opt
+    R2 = T[half : 2 * half].mean(0) - mu_opt
+    loss = -entropy + eta @ R + c * (R1 @ R2.detach())
+    return loss, entropy, R
+
+
+class EPITrainer:
+    """Runs EPI for ``model`` and ``prop``; listeners get every iteration and epoch.
+
+    ``train()`` blocks (run it in a thread for a UI); ``request_stop()`` ends it after the current
+    iteration with a checkpoint; ``EPITrainer.resume(run_dir)`` continues it identically."""
+
+    def __init__(
+        self,
+        model: Model,
+        prop: EmergentProperty | None = None,
+        flow: FlowSettings | None = None,
+        opt: OptimizerSettings | None = None,
+        run_dir: str | Path | None = None,
+    ):
+        prop = prop if prop is not None else EmergentProperty.default_for(model)
+        prop.validate(model)
+        default_flow, default_opt = settings_for(model)
+        self.model, self.property = model, prop
+        self.flow_settings = flow if flow is not None else default_flow
+        self.opt = opt if opt is not None else default_opt
+        self.device = resolve_device(self.opt.device)
+        if self.opt.batch_size < 4:
+            raise InputError("batch_size", "must be at least 4")
+
+        lower, upper = model.bounds()
+        fs = self.flow_settings
+        self.flow = RealNVP(
+            lower, upper, num_stages=fs.num_stages, num_layers=fs.num_layers, num_units=fs.num_units,
+            batch_norm=fs.batch_norm, post_affine=fs.post_affine, mixing=fs.mixing,
+            seed=self.opt.seed,
+        ).to(self.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(self.opt.seed)
+        self.model.set_generator(self.generator)
+        self.mu_opt = prop.mu_opt(self.device)
+        m = prop.num_constraints
+        self.eta = torch.zeros(m, device=self.device)
+        self.c = float(self.opt.c0)
+        self.epoch = 0  # completed epochs
+        self.iteration = 0  # completed iterations
+        self.initialized = False
+        self.previous_norms: np.ndarray | None = None
+        self.history: list[dict[str, Any]] = []
+        self.trace_rows: list[list[float]] = []
+        self.init_info: dict[str, float] = {}
+        self.converged = False
+        self.state = "idle"
+        self.error: str | None = None
+        self._elapsed = 0.0
+        self._t_start = time.perf_counter()
+        self._optimizer = self._new_optimizer()
+        self._stop = threading.Event()
+        self._iteration_callbacks: list[Callable[[IterationRecord], None]] = []
+        self._epoch_callbacks: list[Callable[[EpochRecord], None]] = []
+        self.writer = RunWriter(run_dir) if run_dir is not None else None
+
+    # --- listeners and control ----------------------------------------------------------------
+    def add_callback(
+        self,
+        on_iteration: Callable[[IterationRecord], None] | None = None,
+        on_epoch: Callable[[EpochRecord], None] | None = None,
+    ) -> None:
+        if on_iteration is not None:
+            self._iteration_callbacks.append(on_iteration)
+        if on_epoch is not None:
+            self._epoch_callbacks.append(on_epoch)
+
+    def request_stop(self) -> None:
+        """Thread-safe: stop after the current iteration and write a checkpoint."""
+        self._stop.set()
+
+    @property
+    def distribution(self) -> EPIDistribution:
+        return EPIDistribution(self.flow, self.model, self.property)
+
+    @property
+    def trace_columns(self) -> list[str]:
+        cons = self.property.constraint_names
+        stats_ = self.property.statistics
+        return (
+            ["iteration", "epoch", "entropy", "cost", "c", "wall_time"]
+            + [f"R:{n}" for n in cons]
+            + [f"mean:{s}" for s in stats_]
+            + [f"std:{s}" for s in stats_]
+            + [f"eta:{n}" for n in cons]
+        )
+
+    def _new_optimizer(self) -> torch.optim.Optimizer:
+        # foreach: one fused kernel per op over all parameters (the default only on CUDA)
+        return torch.optim.Adam(self.flow.parameters(), lr=self.opt.lr, foreach=True)
+
+    # --- numerics -----------------------------------------------------------------------------
+    def _statistics(self, z: Tensor) -> Tensor:
+        f = self.model.checked_statistics(z)
+        if not torch.isfinite(f).all():
+            bad = ~torch.isfinite(f)
+            j = int(bad.any(0).nonzero()[0])
+            frac = float(bad[:, j].float().mean())
+            raise TrainingError(
+                f"statistic {self.property.statistics[j]!r} is NaN or infinite for {frac:.1%} of the "
+                f"batch (epoch {self.epoch + 1}, iteration {self.iteration + 1}); training stopped, "
+                "the last checkpoint is kept"
+            )
+        return f
+
+    @torch.no_grad()
+    def constraint_batches(self, num_batches: int, batch_size: int) -> Tensor:
+        """R estimated on ``num_batches`` fresh batches: (num_batches, m), simulated in large chunks."""
+        total = num_batches * batch_size
+        chunk = max(batch_size, (self.opt.test_chunk // batch_size) * batch_size)
+        sums = []
+        for start in range(0, total, chunk):
+            n = min(chunk, total - start)
+            z, _ = self.flow.rsample_and_log_prob(n, self.generator)
+            T = self.property.sufficient_statistics(self._statistics(z)).clamp(-T_CLIP, T_CLIP)
+            sums.append(T.reshape(n // batch_size, batch_size, -1).mean(1))
+        return torch.cat(sums) - self.mu_opt
+
+    def initialize(self) -> None:
+        """Set q to (approximately) the isotropic Gaussian of the settings: closed form, then
+        ``init_iters`` steps of reverse-KL refinement; then the c-test's baseline norms."""
+        t0 = time.perf_counter()
+        lower, upper = (b.to(self.device) for b in self.model.bounds())
+        fs = self.flow_settings
+        if fs.init_mean is None:
+            mean = (lower + upper) / 2
+        else:
+            if len(fs.init_mean) != self.model.dim:
+                raise InputError("init_mean", f"needs {self.model.dim} values; got {len(fs.init_mean)}")
+            mean = torch.tensor(fs.init_mean, dtype=torch.float32, device=self.device)
+        sd = (upper - lower) / 4 if fs.init_sd is None else torch.full_like(lower, fs.init_sd)
+        self.flow.set_gaussian_approximation(mean, sd)
+        opt = torch.optim.Adam(self.flow.parameters(), lr=self.opt.lr)
+        kl = float("nan")
+        for _ in range(fs.init_iters):
+            z, log_q = self.flow.rsample_and_log_prob(self.opt.batch_size, self.generator)
+            log_p = (-0.5 * ((z - mean) / sd) ** 2 - torch.log(sd)).sum(-1) - 0.5 * z.shape[1] * np.log(2 * np.pi)
+            loss = (log_q - log_p).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            kl = float(loss.detach())
+        R = self.constraint_batches(self.opt.num_test_batches, self.opt.batch_size)
+        self.previous_norms = (R**2).sum(1).cpu().double().numpy()
+        self.initialized = True
+        self.init_info = {"init_kl": kl, "init_time_s": time.perf_counter() - t0}
+
+    def step(self) -> IterationRecord:
+        """One Adam step on the augmented Lagrangian."""
+        if not self.flow.training:
+            self.flow.train()
+        z, log_q = self.flow.rsample_and_log_prob(self.opt.batch_size, self.generator)
+        f = self._statistics(z)
+        T = self.property.sufficient_statistics(f).clamp(-T_CLIP, T_CLIP)
+        loss, entropy, R = augmented_lagrangian_loss(log_q, T, self.mu_opt, self.eta, self.c)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"the EPI objective became non-finite at epoch {self.epoch + 1}, iteration "
+                f"{self.iteration + 1}; training stopped, the last checkpoint is kept"
+            )
+        self._optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self._optimizer.step()
+        self.iteration += 1
+        self._last_R = R.detach()
+        fd = f.detach()
+        cost = -entropy.detach() + self.eta @ R.detach() + 0.5 * self.c * (R.detach() ** 2).sum()
+        packed = torch.cat([entropy.detach()[None], cost[None], R.detach(), fd.mean(0), fd.std(0), self.eta])
+        values = packed.tolist()  # one device sync per iteration
+        m2, m = R.shape[0], fd.shape[1]
+        rec = IterationRecord(
+            iteration=self.iteration, epoch=self.epoch + 1, entropy=values[0], cost=values[1],
+            R=values[2 : 2 + m2], f_mean=values[2 + m2 : 2 + m2 + m], f_std=values[2 + m2 + m : 2 + m2 + 2 * m],
+            eta=values[2 + m2 + 2 * m :], c=self.c, wall_time=self._elapsed_now(),
+        )
+        self.trace_rows.append(
+            [rec.iteration, rec.epoch, rec.entropy, rec.cost, rec.c, rec.wall_time, *rec.R, *rec.f_mean, *rec.f_std, *rec.eta]
+        )
+        return rec
+
+    def end_epoch(self) -> EpochRecord:
+        """Convergence test; if not converged: eta <- eta + c R, then the c-test (c <- beta c)."""
+        self.flow.eval()
+        opt = self.opt
+        n_test = max(2, int(round(opt.nu * opt.batch_size)))
+        R_test = self.constraint_batches(opt.num_test_batches, n_test)
+        p_values, converged = convergence_test(R_test, opt.alpha)
+        with torch.no_grad():
+            _, log_q = self.flow.rsample_and_log_prob(min(10_000, opt.test_chunk), self.generator)
+            entropy = float(-log_q.mean())
+        c_before = self.c
+        increased, mean_sq = False, float("nan")
+        self.epoch += 1
+        if not converged:
+            self.eta = self.eta + self.c * self._last_R
+            R = self.constraint_batches(opt.num_test_batches, opt.batch_size)
+            norms = (R**2).sum(1).cpu().double().numpy()
+            mean_sq = float(norms.mean())
+            u = float(torch.rand((), generator=self.generator, device=self.device))
+            increased, _, _ = penalty_increase_test(norms, self.previous_norms, opt.gamma, u)
+            if increased:
+                self.c *= opt.beta
+            self.previous_norms = norms
+            if opt.reset_optimizer:
+                self._optimizer = self._new_optimizer()
+        self.converged = converged
+        rec = EpochRecord(
+            epoch=self.epoch, iteration=self.iteration, p_values=p_values.tolist(), converged=converged,
+            c=c_before, eta=self.eta.tolist(), entropy=entropy, mean_sq_norm=mean_sq, c_increased=increased,
+            wall_time=self._elapsed_now(),
+        )
+        self.history.append(asdict(rec))
+        return rec
+
+    # --- the loop -----------------------------------------------------------------------------
+    def _elapsed_now(self) -> float:
+        return self._elapsed + (time.perf_counter() - self._t_start)
+
+    def _emit(self, callbacks: list[Callable], record: Any) -> None:
+        for cb in callbacks:
+            cb(record)
+
+    def train(self) -> EPIResult:
+        """Run (or continue) EPI until convergence, ``num_epochs``, a stop request or a failure."""
+        self._stop.clear()
+        self._t_start = time.perf_counter()
+        self.state = "running"
+        self.error = None
+        opt = self.opt
+        try:
+            with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
+                if not self.initialized:
+                    self.initialize()
+                    self._checkpoint()
+                while self.epoch < opt.num_epochs and not (self.converged and opt.stop_early):
+                    while self.iteration < (self.epoch + 1) * opt.iters_per_epoch:
+                        if self._stop.is_set():
+                            self.state = "stopped"
+                            self._checkpoint()
+                            return self._result()
+                        self._emit(self._iteration_callbacks, self.step())
+                    rec = self.end_epoch()
+                    self._checkpoint()
+                    self._emit(self._epoch_callbacks, rec)
+            self.state = "converged" if self.converged else "finished"
+            self._checkpoint(final=True)
+        except TrainingError as exc:
+            self.state, self.error = "failed", str(exc)
+            self._write_meta()
+        except torch.cuda.OutOfMemoryError:
+            self.state = "failed"
+            self.error = (f"CUDA out of memory at batch_size {opt.batch_size}: lower batch_size or use "
+                          "the CPU; the last checkpoint is kept")
+            self._write_meta()
+        return self._result()
+
+    def _result(self) -> EPIResult:
+        elapsed = self._elapsed_now()
+        entropy = self.history[-1]["entropy"] if self.history else float("nan")
+        return EPIResult(
+            converged=self.converged, epochs=self.epoch, iterations=self.iteration, wall_time_s=elapsed,
+            entropy=entropy, distribution=self.distribution,
+            run_dir=str(self.writer.path) if self.writer else None, history=list(self.history),
+            state=self.state, error=self.error,
+        )
+
+    # --- persistence --------------------------------------------------------------------------
+    def metadata(self) -> dict[str, Any]:
+        lower, upper = self.model.bounds()
+        return {
+            "format": "epi-dash-run/1",
+            "model": self.model.model_name or type(self.model).__name__,
+            "model_params": self.model.hyperparameters(),
+            "property": self.property.to_dict(),
+            "flow": settings_dict(self.flow_settings),
+            "optimizer": settings_dict(self.opt),
+            "parameter_names": self.model.parameter_names,
+            "statistic_names": self.property.statistics,
+            "constraint_names": self.property.constraint_names,
+            "bounds": {"lower": lower.tolist(), "upper": upper.tolist()},
+            "seed": self.opt.seed,
+            "device": str(self.device),
+            "state": self.state,
+            "error": self.error,
+            "converged": self.converged,
+            "epochs": self.epoch,
+            "iterations": self.iteration,
+            "wall_time_s": self._elapsed_now(),
+            "c": self.c,
+            "eta": self.eta.tolist(),
+            **self.init_info,
+            "history": self.history,
+        }
+
+    def _write_meta(self) -> None:
+        if self.writer:
+            self.writer.write_meta(self.metadata())
+            self.writer.write_trace(self.trace_columns, self.trace_rows)
+
+    def _checkpoint(self, final: bool = False) -> None:
+        if not self.writer:
+            return
+        state = {
+            "flow": self.flow.state_dict(),
+            "optimizer": self._optimizer.state_dict(),
+            "eta": self.eta.cpu(),
+            "c": self.c,
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "initialized": self.initialized,
+            "converged": self.converged,
+            "previous_norms": self.previous_norms,
+            "generator": self.generator.get_state(),
+            "history": self.history,
+            "elapsed": self._elapsed_now(),
+            "init_info": self.init_info,
+        }
+        self.writer.write_checkpoint(state)
+        if final:
+            self.writer.write_samples(self.distribution, n=5000)
+        self._write_meta()
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, device: str | None = None) -> EPITrainer:
+        """Rebuild a trainer from ``run_dir`` (run.json + checkpoint.pt) to continue training."""
+        from .model import load_model
+
+        path = Path(run_dir)
+        meta = read_run_json(path)
+        ckpt_path = path / "checkpoint.pt"
+        if not ckpt_path.is_file():
+            raise InputError("run_dir", f"no checkpoint.pt in {path}")
+        model = load_model(meta["model"], **meta["model_params"])
+        prop = EmergentProperty.from_dict(meta["property"])
+        flow = FlowSettings(**meta["flow"])
+        opt_values = dict(meta["optimizer"])
+        if device is not None:
+            opt_values["device"] = device
+        opt = OptimizerSettings(**opt_values)
+        trainer = cls(model, prop, flow, opt, run_dir=path)
+        state = torch.load(ckpt_path, map_location=trainer.device, weights_only=False)
+        trainer.flow.load_state_dict(state["flow"])
+        trainer._optimizer.load_state_dict(state["optimizer"])
+        trainer.eta = state["eta"].to(trainer.device)
+        trainer.c = state["c"]
+        trainer.epoch, trainer.iteration = state["epoch"], state["iteration"]
+        trainer.initialized, trainer.converged = state["initialized"], state["converged"]
+        trainer.previous_norms = state["previous_norms"]
+        trainer.generator.set_state(state["generator"].cpu())
+        trainer.history = state["history"]
+        trainer._elapsed = state["elapsed"]
+        trainer.init_info = state.get("init_info", {})
+        trainer.trace_rows = [r for r in read_trace_rows(path) if r[0] <= trainer.iteration]
+        trainer.state = "stopped"
+        return trainer
+
+
+def best_result(results: list[EPIResult]) -> EPIResult | None:
+    """The converged run of greatest entropy (the paper's selection over seeds), or None."""
+    converged = [r for r in results if r.converged]
+    return max(converged, key=lambda r: r.entropy) if converged else None

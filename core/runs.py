@@ -1,0 +1,154 @@
+"""Run directories: plain files any tool can read.
+
+``run.json``     settings, model, property, bounds, state, per-epoch ``history`` (see README)
+``trace.csv``    one row per iteration: entropy, cost, c, R per constraint, batch mean/sd per statistic, eta
+``checkpoint.pt`` flow + optimizer + multipliers + RNG state (torch.save) to resume or reload
+``samples.npz``  ``z`` (n, d) from the final q, ``log_q`` (n,), ``names`` (d,)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .analysis import EPIDistribution
+
+
+def library_versions() -> dict[str, str]:
+    import param
+    import scipy
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "scipy": scipy.__version__, "param": param.__version__}
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class RunWriter:
+    """Writes a run directory; each file is replaced atomically so a reader never sees half a file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        meta = {**meta, "versions": library_versions()}
+        _atomic_write(self.path / "run.json", lambda p: p.write_text(json.dumps(meta, indent=2, default=_json_default)))
+
+    def write_trace(self, columns: list[str], rows: list[list[float]]) -> None:
+        def write(p: Path) -> None:
+            with open(p, "w", newline="") as fh:
+                w = csv.writer(fh)
+                w.writerow(columns)
+                w.writerows(rows)
+
+        _atomic_write(self.path / "trace.csv", write)
+
+    def write_checkpoint(self, state: dict[str, Any]) -> None:
+        _atomic_write(self.path / "checkpoint.pt", lambda p: torch.save(state, p))
+
+    def write_samples(self, dist: EPIDistribution, n: int = 5000) -> None:
+        with torch.no_grad():
+            z, log_q = dist.sample_with_log_prob(n)
+        save = lambda p: np.savez(  # noqa: E731
+            p, z=z.cpu().numpy(), log_q=log_q.cpu().numpy(), names=np.array(dist.parameter_names)
+        )
+        tmp = self.path / "samples.tmp.npz"
+        save(tmp)
+        os.replace(tmp, self.path / "samples.npz")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    return str(o)
+
+
+def read_run_json(path: str | Path) -> dict[str, Any]:
+    f = Path(path) / "run.json"
+    if not f.is_file():
+        raise InputError("run_dir", f"not a run directory (no run.json): {path}")
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError("run_dir", f"run.json in {path} is not valid JSON: {exc}") from exc
+
+
+def read_trace_rows(path: str | Path) -> list[list[float]]:
+    f = Path(path) / "trace.csv"
+    if not f.is_file():
+        return []
+    with open(f, newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        return [[float(v) for v in row] for row in reader]
+
+
+@dataclass
+class Run:
+    """A saved run: ``meta`` (run.json), ``path``; trace, samples and distribution load on demand."""
+
+    path: Path
+    meta: dict[str, Any]
+
+    @property
+    def trace(self) -> pd.DataFrame:
+        import pandas as pd
+
+        f = self.path / "trace.csv"
+        return pd.read_csv(f) if f.is_file() else pd.DataFrame()
+
+    @property
+    def samples(self) -> dict[str, np.ndarray]:
+        f = self.path / "samples.npz"
+        if not f.is_file():
+            raise InputError("run_dir", f"no samples.npz in {self.path} (the run has not finished)")
+        with np.load(f) as d:
+            return {k: d[k] for k in d.files}
+
+    @property
+    def distribution(self) -> EPIDistribution:
+        from .epi import EPITrainer
+
+        return EPITrainer.resume(self.path, device="cpu" if not torch.cuda.is_available() else None).distribution
+
+
+def load_run(path: str | Path) -> Run:
+    """Open a run directory written by EPITrainer."""
+    p = Path(path)
+    return Run(path=p, meta=read_run_json(p))
+
+
+def list_runs(root: str | Path) -> list[Run]:
+    """All runs below ``root`` (directories holding a run.json), newest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for f in root.rglob("run.json"):
+        try:
+            runs.append(load_run(f.parent))
+        except InputError:
+            continue
+    return sorted(runs, key=lambda r: (r.path / "run.json").stat().st_mtime, reverse=True)
