@@ -116,9 +116,12 @@ class TrainingRunner:
         self.events: queue.Queue[RunnerEvent] = queue.Queue()
         self.trainer: EPITrainer | None = None
         self.run_dir: Path | None = None
+        #: the (frozen) q of the newest analysis, safe to evaluate from the UI thread
+        self.latest_distribution: EPIDistribution | None = None
         self._thread: threading.Thread | None = None
         self._analysis_threads: list[threading.Thread] = []
         self._analysis_requested = threading.Event()
+        self._analysis_lock = threading.Lock()
         self._stop_requested = threading.Event()
 
     # --- control (any thread) -----------------------------------------------------------------
@@ -158,7 +161,7 @@ class TrainingRunner:
         if self.running:
             self._analysis_requested.set()
         elif self.trainer is not None:
-            self._spawn_analysis(self.trainer.distribution)
+            self._spawn_analysis(self._frozen_distribution(self.trainer))
 
     def drain(self, limit: int = 100_000) -> list[RunnerEvent]:
         """Events queued since the last call, oldest first (never blocks)."""
@@ -212,7 +215,7 @@ class TrainingRunner:
                   run_dir=result.run_dir, error=result.error)
         if result.error is None and trainer.initialized:
             self._put_snapshot(trainer)
-            self._analyze_now(trainer.distribution, trainer.iteration)
+            self._analyze_now(self._frozen_distribution(trainer), trainer.iteration)
 
     def _open(self, make_trainer: Callable[[], EPITrainer]) -> None:
         try:
@@ -224,7 +227,7 @@ class TrainingRunner:
         self.run_dir = Path(trainer.writer.path) if trainer.writer is not None else None
         if trainer.initialized:
             self._put_snapshot(trainer)
-            self._analyze_now(trainer.distribution, trainer.iteration)
+            self._analyze_now(self._frozen_distribution(trainer), trainer.iteration)
 
     @staticmethod
     def _describe(trainer: EPITrainer, resumed: bool) -> dict[str, Any]:
@@ -283,6 +286,8 @@ class TrainingRunner:
         try:
             started = time.perf_counter()
             result = analyze(dist, self.analysis_settings)
-            self._put("analysis", iteration=iteration, seconds=time.perf_counter() - started, **result)
+            with self._analysis_lock:  # the newest event and latest_distribution stay paired
+                self.latest_distribution = dist
+                self._put("analysis", iteration=iteration, seconds=time.perf_counter() - started, **result)
         except Exception as exc:  # analysis is advisory: report it, keep training
             self._put("analysis_failed", message=describe_failure(exc))

@@ -115,7 +115,7 @@ def statistic_view(progress: hv.streams.Buffer, info: RunInfo, k: int) -> hv.Dyn
 
     return hv.DynamicMap(render, streams=[progress]).opts(hv.opts.Overlay(
         title=f"{info.statistic_names[k]}: batch mean ± sd vs target", responsive=True, height=240,
-        show_grid=True, framewise=True))
+        show_grid=True, framewise=True, xlabel="iteration", ylabel=info.statistic_label(k)))
 
 
 def _curves(data: pd.DataFrame, prefix: str, label: str, names: list[str]) -> hv.Overlay:
@@ -131,7 +131,8 @@ def constraint_view(progress: hv.streams.Buffer, info: RunInfo) -> hv.DynamicMap
     render = lambda data: hv.HLine(0).opts(color="black", line_width=1) * _curves(data, "R", "R", names)  # noqa: E731
     return hv.DynamicMap(render, streams=[progress]).opts(hv.opts.Overlay(
         title="Constraint violations R = E_q[T] - mu", responsive=True, height=260, show_grid=True,
-        legend_position="right", framewise=True))
+        legend_position="top_right", legend_opts={"background_fill_alpha": 0.6}, framewise=True,
+        xlabel="iteration", ylabel="R"))
 
 
 def penalty_view(progress: hv.streams.Buffer, info: RunInfo) -> tuple[hv.DynamicMap, hv.DynamicMap]:
@@ -143,7 +144,8 @@ def penalty_view(progress: hv.streams.Buffer, info: RunInfo) -> tuple[hv.Dynamic
     names = info.constraint_names
     eta = hv.DynamicMap(lambda data: _curves(data, "eta", "eta", names), streams=[progress]).opts(
         hv.opts.Overlay(title="Lagrange multipliers eta", responsive=True, height=260, show_grid=True,
-                        legend_position="right", framewise=True))
+                        legend_position="top_left", legend_opts={"background_fill_alpha": 0.6},
+                        framewise=True, xlabel="iteration", ylabel="eta"))
     return c, eta
 
 
@@ -207,8 +209,8 @@ def pair_panel(data: dict[str, Any], info: RunInfo, i: int, j: int) -> hv.Overla
     star = hv.Points(star_xy, [xd, yd]).opts(marker="star", size=16, color="black", line_color="white")
     arrows = direction_segments(analysis, i, j).rename(columns={"x0": f"z{j}", "y0": f"z{i}"})
     segs = hv.Segments(arrows, [xd, yd, "x1", "y1"], ["kind", "eigenvalue"]).opts(
-        color="kind", cmap=KIND_COLORS, line_width=3)
-    return points * segs * star
+        color="kind", cmap=KIND_COLORS, line_width=3, show_legend=False)
+    return (points * segs * star).opts(show_legend=False)
 
 
 def marginal_panel(data: dict[str, Any], info: RunInfo, i: int) -> hv.Overlay:
@@ -231,7 +233,7 @@ def pairplot(snapshots: hv.streams.Pipe, info: RunInfo, dims: list[int], size: i
     """Lower-triangle pairplot of the chosen parameter indices ``dims``; returns the layout and the
     off-diagonal DynamicMaps (keyed (i, j)) so callers can attach Tap streams."""
     n = len(dims)
-    size = size or (220 if n <= 3 else 180 if n <= 5 else 130)
+    size = size or (200 if n <= 3 else 150 if n <= 5 else 110)
     cells, scatters = [], {}
     for r, i in enumerate(dims):
         for c, j in enumerate(dims):
@@ -298,12 +300,11 @@ def _predictive_panel(data: dict[str, Any], info: RunInfo, k: int) -> hv.Overlay
     return (hist * target).opts(title=info.statistic_names[k], show_legend=k == 0)
 
 
-def predictive_view(predictive: hv.streams.Pipe, info: RunInfo) -> hv.Layout:
-    """Histograms of predictive statistics f(x; z), z ~ q, against each target Gaussian."""
-    panels = [hv.DynamicMap(partial(_predictive_panel, info=info, k=k), streams=[predictive]).opts(
-        hv.opts.Overlay(width=330, height=240, framewise=True, show_grid=True))
+def predictive_view(predictive: hv.streams.Pipe, info: RunInfo) -> list[hv.DynamicMap]:
+    """One histogram per statistic of predictive draws f(x; z), z ~ q, against its target Gaussian."""
+    return [hv.DynamicMap(partial(_predictive_panel, info=info, k=k), streams=[predictive]).opts(
+        hv.opts.Overlay(responsive=True, height=260, framewise=True, show_grid=True, legend_position="top_right"))
         for k in range(len(info.statistic_names))]
-    return hv.Layout(panels).cols(3).opts(shared_axes=False)
 
 
 def statistic_scatter_view(predictive: hv.streams.Pipe, info: RunInfo, a: int = 0, b: int = 1) -> hv.DynamicMap:

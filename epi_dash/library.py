@@ -1,0 +1,180 @@
+"""Run library: a table of saved runs, downloads, and a side-by-side comparison of two runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+
+from core.model import load_model
+from core.runs import Run, list_runs, load_run
+
+from .live import run_info
+from .views import pairplot, sensitive_dimensions
+
+COLUMNS = ["run", "model", "property", "state", "converged", "entropy", "iterations", "date"]
+
+
+def _property_text(prop: dict) -> str:
+    return ", ".join(f"{s}: {m:.3g}±{sd:.2g}" for s, m, sd in zip(prop["statistics"], prop["mean"], prop["std"]))
+
+
+def runs_table(runs_dir: str | Path) -> pd.DataFrame:
+    """One row per run directory below ``runs_dir`` (newest first); ``path`` is kept hidden."""
+    rows = []
+    for run in list_runs(runs_dir):
+        meta = run.meta
+        history = meta.get("history") or []
+        rows.append({
+            "run": run.path.name,
+            "model": meta.get("model", "?"),
+            "property": _property_text(meta["property"]) if "property" in meta else "",
+            "state": meta.get("state", ""),
+            "converged": bool(meta.get("converged", False)),
+            "entropy": float(history[-1]["entropy"]) if history else float("nan"),
+            "iterations": int(meta.get("iterations", 0)),
+            "date": dt.datetime.fromtimestamp((run.path / "run.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M"),
+            "path": str(run.path),
+        })
+    return pd.DataFrame(rows, columns=[*COLUMNS, "path"])
+
+
+def samples_csv(run: Run) -> io.BytesIO:
+    s = run.samples
+    frame = pd.DataFrame(s["z"], columns=[str(n) for n in s["names"]])
+    frame["log_q"] = s["log_q"]
+    return io.BytesIO(frame.to_csv(index=False).encode())
+
+
+def run_bundle(run: Run) -> io.BytesIO:
+    """The whole run directory as a zip."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(run.path.rglob("*")):
+            if f.is_file():
+                zf.write(f, f.relative_to(run.path.parent))
+    buf.seek(0)
+    return buf
+
+
+def saved_pairplot(run: Run, max_dims: int = 6, num_points: int = 2000) -> hv.Layout:
+    """Static pairplot of a saved run's samples (no mode: that needs the flow)."""
+    meta = run.meta
+    model = load_model(meta["model"], **meta.get("model_params", {}))
+    prop = meta["property"]
+    info = run_info(model, prop["mean"], prop["std"])
+    s = run.samples
+    snapshot = {"z": s["z"][:num_points], "log_q": s["log_q"][:num_points], "analysis": None}
+    dims = sensitive_dimensions(None, model.dim, max_dims)
+    layout, _ = pairplot(hv.streams.Pipe(snapshot), info, dims)
+    return layout
+
+
+def figures_html(run: Run) -> io.BytesIO:
+    """Self-contained HTML with the run's entropy trace and pairplot."""
+    trace = run.trace
+    entropy = hv.Curve(trace, "iteration", "entropy").opts(title="Entropy", width=600, height=250) if len(trace) else hv.Div("")
+    page = pn.Column(f"# {run.path.name}\n{_property_text(run.meta['property'])}", entropy)
+    try:
+        page.append(saved_pairplot(run))
+    except Exception as exc:  # a stopped run has no samples yet
+        page.append(f"*(no samples: {exc})*")
+    buf = io.StringIO()
+    page.save(buf, resources="inline", embed=False)
+    return io.BytesIO(buf.getvalue().encode())
+
+
+class RunLibrary(pn.viewable.Viewer):
+    """Table of runs with Open / Compare / download actions. ``on_open(path)`` loads a run."""
+
+    def __init__(self, runs_dir: str | Path, on_open: Callable[[str], None], **params):
+        super().__init__(**params)
+        self.runs_dir = Path(runs_dir)
+        self.on_open = on_open
+        self.table = pn.widgets.Tabulator(
+            runs_table(self.runs_dir), hidden_columns=["path"], selectable="checkbox", show_index=False,
+            disabled=True, sizing_mode="stretch_width", height=300, pagination="local", page_size=20,
+            formatters={"converged": {"type": "tickCross"}, "entropy": {"type": "money", "precision": 3}},
+        )
+        self.refresh_button = pn.widgets.Button(label="Refresh", icon="refresh", width=110)
+        self.open_button = pn.widgets.Button(label="Open run", button_type="primary", width=120)
+        self.compare_button = pn.widgets.Button(label="Compare 2 runs", width=140)
+        self.message = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.compare_area = pn.Column(sizing_mode="stretch_width")
+        self.downloads = pn.Row(
+            pn.widgets.FileDownload(callback=self._download(samples_csv), filename="samples.csv",
+                                    label="Samples (CSV)", button_type="light", width=150),
+            pn.widgets.FileDownload(callback=self._download(lambda r: io.BytesIO((r.path / "samples.npz").read_bytes())),
+                                    filename="samples.npz", label="Samples (NPZ)", button_type="light", width=150),
+            pn.widgets.FileDownload(callback=self._download(run_bundle), filename="run.zip",
+                                    label="Run bundle (zip)", button_type="light", width=160),
+            pn.widgets.FileDownload(callback=self._download(figures_html), filename="figures.html",
+                                    label="Figures (HTML)", button_type="light", width=150),
+        )
+        self.refresh_button.on_click(lambda _e: self.refresh())
+        self.open_button.on_click(self._open)
+        self.compare_button.on_click(self._compare)
+
+    def refresh(self) -> None:
+        self.table.value = runs_table(self.runs_dir)
+
+    def selected_paths(self) -> list[str]:
+        frame = self.table.value
+        return [frame["path"].iloc[i] for i in self.table.selection if i < len(frame)]
+
+    def _selected_run(self) -> Run:
+        paths = self.selected_paths()
+        if not paths:
+            raise FileNotFoundError("select a run in the table first")
+        return load_run(paths[0])
+
+    def _download(self, make: Callable[[Run], object]) -> Callable[[], object]:
+        def callback():
+            try:
+                return make(self._selected_run())
+            except Exception as exc:  # shown next to the buttons, never as a traceback
+                self.message.object = f"⚠️ Download failed: {exc}"
+                return io.BytesIO(b"")
+        return callback
+
+    def _open(self, _event=None) -> None:
+        paths = self.selected_paths()
+        if not paths:
+            self.message.object = "⚠️ Select a run (tick its box) first."
+            return
+        self.message.object = f"Opened **{Path(paths[0]).name}**: see the Training and Samples tabs."
+        self.on_open(paths[0])
+
+    def _compare(self, _event=None) -> None:
+        paths = self.selected_paths()
+        if len(paths) != 2:
+            self.message.object = f"⚠️ Tick exactly two runs to compare (ticked: {len(paths)})."
+            return
+        columns = []
+        for p in paths:
+            run = load_run(p)
+            meta = run.meta
+            header = pn.pane.Markdown(
+                f"### {run.path.name}\n**{meta['model']}** · {_property_text(meta['property'])}  \n"
+                f"state: {meta.get('state')} · converged: {meta.get('converged')} · "
+                f"iterations: {meta.get('iterations')}")
+            try:
+                body = pn.pane.HoloViews(saved_pairplot(run, max_dims=4, num_points=1000))
+            except Exception as exc:
+                body = pn.pane.Markdown(f"*No samples to show: {exc}*")
+            columns.append(pn.Column(header, body))
+        self.compare_area.objects = [pn.Row(*columns)]
+        self.message.object = "Comparing the two ticked runs below."
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.Row(self.refresh_button, self.open_button, self.compare_button),
+            self.table, self.downloads, self.message, self.compare_area, sizing_mode="stretch_width")
+

@@ -1,0 +1,556 @@
+"""The EPI workbench: set up a model and property, train in the background, watch it live, inspect
+modes and Hessian directions, reopen saved runs. One ``Workbench`` per browser session.
+
+Threading: the trainer thread only queues events (``runner.TrainingRunner``); a per-session periodic
+callback drains the queue and hands the batch to the session document's next-tick callback, where
+``LiveRun.apply`` updates HoloViews streams and widgets. Nothing here blocks the server's event loop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import re
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import panel as pn
+import param
+
+from core.errors import InputError
+from core.runs import load_run
+
+from .config import configure_torch_threads, discover_models, model_path_from_env, runs_dir_from_env
+from .explorer import DegeneracyExplorer, direction_options
+from .help import HELP
+from .library import RunLibrary
+from .live import LiveRun, run_info
+from .runner import TrainingRunner
+from .state import SetupState, copy_model, device_choices
+from .views import (constraint_view, entropy_view, pairplot, penalty_view, predictive_view,
+                    sensitive_dimensions, statistic_scatter_view, statistic_view, traces_view)
+
+log = logging.getLogger(__name__)
+
+DRAIN_PERIOD_MS = 300
+MAX_PAIRPLOT_DIMS = 8
+ADVANCED_FLOW = ["num_stages", "num_layers", "num_units", "post_affine", "batch_norm", "init_iters"]
+ADVANCED_OPT = ["batch_size", "lr", "c0", "gamma", "beta", "num_epochs", "iters_per_epoch", "alpha", "nu",
+                "num_test_batches", "reset_optimizer", "stop_early", "seed"]
+ERROR_STYLE = {"color": "#b00020", "font-size": "12px"}
+
+
+def ensure_extensions() -> None:
+    """Load the Panel/HoloViews extensions this app needs (idempotent, per session)."""
+    configure_torch_threads()
+    hv.extension("bokeh", logo=False)
+    pn.extension("tabulator", notifications=True)
+    pn.config.disconnect_notification = "Connection to the server lost: reload the page."
+
+
+def _input_widgets(obj: param.Parameterized, names: list[str] | None = None) -> dict[str, Any]:
+    """Plain inputs for numeric params (no sliders: they mislabel small values such as lr)."""
+    widgets = {}
+    for name, p in obj.param.objects("existing").items():
+        if names is not None and name not in names:
+            continue
+        if isinstance(p, param.Integer):
+            widgets[name] = pn.widgets.IntInput
+        elif isinstance(p, param.Number):
+            widgets[name] = {"type": pn.widgets.FloatInput, "format": "0.[00000]"}
+    return widgets
+
+
+def _param_card(obj: param.Parameterized, names: list[str]) -> pn.Param:
+    names = [n for n in names if n in obj.param]
+    return pn.Param(obj, parameters=names, widgets=_input_widgets(obj, names), show_name=False,
+                    sizing_mode="stretch_width")
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class Workbench(pn.viewable.Viewer):
+    """Per-session app state and layout. ``explain`` adds the tutorial's explanation cards."""
+
+    def __init__(self, runs_dir: str | Path | None = None, model_path: list[str | Path] | None = None,
+                 model: str = "lds", explain: bool = False, title: str = "EPI workbench",
+                 runner: TrainingRunner | None = None, **params):
+        super().__init__(**params)
+        self.runs_dir = Path(runs_dir) if runs_dir is not None else runs_dir_from_env()
+        self.catalog = discover_models(model_path if model_path is not None else model_path_from_env())
+        self.explain, self.title = explain, title
+        self.setup = SetupState(self.catalog.specs, model_spec=model)
+        self.runner = runner or TrainingRunner()
+        self.live: LiveRun | None = None
+        self.explorer: DegeneracyExplorer | None = None
+        self._doc = pn.state.curdoc
+        self._notifications = pn.state.notifications
+        self._build_setup_widgets()
+        self._build_main()
+        self._new_live()
+        self._refresh_validation()
+        self._callback = None
+        if self._doc is not None and self._doc.session_context is not None:
+            self._callback = pn.state.add_periodic_callback(self.drain, period=DRAIN_PERIOD_MS)
+            pn.state.on_session_destroyed(self._on_session_destroyed)
+
+    # ================================================================================== set up
+    def _build_setup_widgets(self) -> None:
+        s = self.setup
+        self.model_select = pn.widgets.Select(label="Model", options=self.catalog.specs, value=s.model_spec)
+        self.model_select.param.watch(self._on_model_select, "value")
+        self.model_problems = pn.pane.Alert("\n".join(f"- {p}" for p in self.catalog.problems),
+                                            alert_type="warning", visible=bool(self.catalog.problems))
+        self.model_doc = pn.pane.Markdown("", styles={"font-size": "12px", "color": "#555"})
+        self.hyper_area = pn.Column(sizing_mode="stretch_width")
+        self.property_area = pn.Column(sizing_mode="stretch_width")
+        self.device_select = pn.widgets.Select(label="Device", options=device_choices(), value=s.device)
+        self.device_select.link(s, value="device")
+        self.device_error = pn.pane.Markdown("", styles=ERROR_STYLE, margin=(0, 10))
+        self.advanced = pn.Card(title="Advanced: flow and optimizer (paper defaults per model)",
+                                collapsed=True, sizing_mode="stretch_width")
+        self.errors_pane = pn.pane.Alert("", alert_type="danger", visible=False)
+        self.start_button = pn.widgets.Button(label="Start", button_type="primary", icon="player-play")
+        self.stop_button = pn.widgets.Button(label="Stop", button_type="danger", icon="player-stop", disabled=True)
+        self.resume_button = pn.widgets.Button(label="Resume", button_type="success", icon="player-skip-forward",
+                                               disabled=True)
+        self.start_button.on_click(lambda _e: self.start())
+        self.stop_button.on_click(lambda _e: self.stop())
+        self.resume_button.on_click(lambda _e: self.resume())
+        self.progress_bar = pn.indicators.Progress(value=0, max=1, bar_color="primary", sizing_mode="stretch_width")
+        self.status = pn.pane.Markdown("**Ready.** Press Start to train.", sizing_mode="stretch_width")
+        s.param.watch(lambda _e: self._refresh_validation(), "revision")
+        s.param.watch(lambda _e: self._render_model_widgets(), "model")
+        self._render_model_widgets()
+
+    def _on_model_select(self, event) -> None:
+        if self.runner.running:
+            self.notify("warning", "Stop the running training before switching models.")
+            return
+        self.setup.model_spec = event.new
+
+    def _render_model_widgets(self) -> None:
+        """(Re)build the hyperparameter, property and advanced widgets for the current model."""
+        model = self.setup.model
+        if model is None:
+            self.model_doc.object = ""
+            self.hyper_area.objects, self.property_area.objects = [], []
+            return
+        self.model_doc.object = (type(model).__doc__ or "").strip().split("\n")[0]
+        hyper = [k for k in model.param if k != "name"]
+        self.hyper_area.objects = [pn.pane.Markdown("**Fixed hyperparameters**", margin=(5, 10, 0, 10)),
+                                   _param_card(model, hyper)] if hyper else []
+        rows = [pn.pane.Markdown("**Emergent property** (target mean and sd of each statistic)",
+                                 margin=(5, 10, 0, 10))]
+        self._target_errors: dict[str, pn.pane.Markdown] = {}
+        for spec in model.statistic_specs():
+            unit = f" ({spec.unit})" if spec.unit else ""
+            mean = pn.widgets.FloatInput(label=f"mean{unit}", value=self.setup.means[spec.name],
+                                         format="0.[0000]", width=150, name=f"mean-{spec.name}")
+            std = pn.widgets.FloatInput(label=f"sd{unit}", value=self.setup.stds[spec.name],
+                                        format="0.[0000]", width=150, name=f"sd-{spec.name}")
+            mean.param.watch(partial(self._on_target, "mean", spec.name), "value")
+            std.param.watch(partial(self._on_target, "std", spec.name), "value")
+            err = pn.pane.Markdown("", styles=ERROR_STYLE, margin=(0, 10))
+            self._target_errors[f"mean[{spec.name}]"] = err
+            self._target_errors[f"std[{spec.name}]"] = err
+            title = pn.pane.Markdown(f"`{spec.name}`" + (f": {spec.doc}" if spec.doc else ""),
+                                     margin=(0, 10), styles={"font-size": "12px"})
+            rows += [title, pn.Row(mean, std), err]
+        self.property_area.objects = rows
+        self.advanced.objects = [
+            pn.pane.Markdown("**Normalizing flow**"), _param_card(self.setup.flow, ADVANCED_FLOW),
+            pn.pane.Markdown("**Augmented Lagrangian optimizer**"), _param_card(self.setup.opt, ADVANCED_OPT)]
+
+    def _on_target(self, kind: str, stat: str, event) -> None:
+        value = event.new
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        self.setup.set_target(kind, stat, value)
+
+    def _refresh_validation(self) -> None:
+        errs = self.setup.errors()
+        for field, pane in getattr(self, "_target_errors", {}).items():
+            if field.startswith("mean["):
+                stat = field[5:-1]
+                msgs = [errs[k] for k in (f"mean[{stat}]", f"std[{stat}]") if k in errs]
+                pane.object = "⚠ " + "; ".join(msgs) if msgs else ""
+        self.device_error.object = f"⚠ {errs['device']}" if "device" in errs else ""
+        self.errors_pane.object = "**Fix before starting:**\n" + "\n".join(f"- `{k}`: {v}" for k, v in errs.items())
+        self.errors_pane.visible = bool(errs)
+        self._refresh_buttons()
+
+    def _refresh_buttons(self) -> None:
+        running = self.runner.running
+        status = self.live.state.status if self.live else "idle"
+        has_checkpoint = bool(self.live and self.live.state.run_dir
+                              and (Path(self.live.state.run_dir) / "checkpoint.pt").is_file())
+        self.start_button.disabled = running or bool(self.setup.errors())
+        self.stop_button.disabled = not running or status not in ("starting", "running")
+        self.resume_button.disabled = running or not has_checkpoint or status in ("converged", "running")
+        self.model_select.disabled = running
+
+    # ================================================================================= actions
+    def start(self) -> None:
+        """Validate, then train a new q in the background."""
+        try:
+            model, prop, flow, opt = self.setup.build()
+        except InputError as exc:
+            self.notify("error", f"{exc.field}: {exc.message}")
+            return
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
+        safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", model.model_name or type(model).__name__)[-40:]
+        run_dir = self.runs_dir / f"{safe_name}-{stamp}"
+        self._new_live(model, prop.mean, prop.std)
+        self.live.state.status = "starting"
+        self.live.state.run_dir = str(run_dir)
+        try:
+            self.runner.start(model, prop, flow, opt, run_dir)
+        except InputError as exc:
+            self.notify("error", f"{exc.field}: {exc.message}")
+            return
+        self.tabs.active = 0
+        self._update_progress()
+
+    def stop(self) -> None:
+        """Stop after the current iteration; the trainer writes a checkpoint."""
+        if self.runner.running:
+            self.runner.stop()
+            self.live.state.status = "stopping"
+            self._update_progress()
+
+    def resume(self) -> None:
+        """Continue the current run from its checkpoint (the curves continue too)."""
+        if self.live is None or not self.live.state.run_dir:
+            return
+        try:
+            self.runner.resume(self.live.state.run_dir, device=self.setup.device)
+        except InputError as exc:
+            self.notify("error", f"{exc.field}: {exc.message}")
+            return
+        self.live.state.status = "starting"
+        self._update_progress()
+
+    def open_run(self, path: str | Path) -> None:
+        """Show a saved run: settings, curves and samples now; mode and Hessian when analysed."""
+        if self.runner.running:
+            self.notify("warning", "Stop the running training before opening another run.")
+            return
+        try:
+            run = load_run(path)
+            meta = run.meta
+            if meta["model"] not in self.setup.param.model_spec.objects:
+                self.setup.param.model_spec.objects = [*self.setup.param.model_spec.objects, meta["model"]]
+                self.model_select.options = {**self.model_select.options, meta["model"]: meta["model"]}
+            from core.model import load_model
+            from core.property import EmergentProperty
+
+            model = load_model(meta["model"], **meta.get("model_params", {}))
+            prop = EmergentProperty.from_dict(meta["property"])
+            settings = {k: v for k, v in {**meta.get("flow", {}), **meta.get("optimizer", {})}.items()
+                        if k not in ("device", "mixing")}
+            with param.parameterized.discard_events(self.setup):
+                self.setup.model_spec = meta["model"]
+            self.setup.apply_model(model, prop, settings)
+            self.model_select.param.update(value=meta["model"])
+            self._new_live(model, prop.mean, prop.std)
+            self.live.load_saved(run)
+            self.runner.open(path, device=None if self.setup.device == "auto" else self.setup.device)
+        except Exception as exc:  # bad run folders become a message, not a traceback
+            self.notify("error", f"Could not open {path}: {exc}")
+            return
+        self.tabs.active = 0
+        self._update_progress()
+        self.notify("info", f"Opened run {Path(path).name}")
+
+    def notify(self, level: str, text: str) -> None:
+        """A toast in the browser (logged when there is no session)."""
+        log.info("%s: %s", level, text)
+        if self._notifications is not None:
+            getattr(self._notifications, level)(text, duration=6000 if level != "error" else 0)
+
+    # ============================================================================ live updates
+    def drain(self) -> None:
+        """Periodic callback: move queued runner events into the page in one batch."""
+        events = self.runner.drain()
+        if not events:
+            if self.live and self.live.state.status in ("running", "starting", "stopping"):
+                self._update_progress()
+            return
+        if self._doc is not None and self._doc.session_context is not None:
+            self._doc.add_next_tick_callback(partial(self.apply_events, events))
+        else:
+            self.apply_events(events)
+
+    def apply_events(self, events) -> None:
+        with pn.io.hold():
+            for level, text in self.live.apply(events):
+                self.notify(level, text)
+            if any(e.kind == "analysis" for e in events):
+                self._on_analysis()
+            if any(e.kind in ("finished", "failed") for e in events) and self.live.state.status != "failed":
+                self.library.refresh()
+            self._update_progress()
+
+    def _update_progress(self) -> None:
+        st = self.live.state
+        total = max(st.iterations_total, 1)
+        self.progress_bar.max = total
+        self.progress_bar.value = min(st.iteration, total)
+        self.progress_bar.bar_color = {"failed": "danger", "converged": "success"}.get(st.status, "primary")
+        last = st.epochs[-1] if st.epochs else None
+        if last is None:
+            test = "no test yet"
+        elif last["converged"]:
+            test = f"epoch {last['epoch']}: **converged** ✓"
+        else:
+            test = f"epoch {last['epoch']}: not converged (min p = {min(last['p_values']):.2g})"
+        training = st.status in ("starting", "running", "stopping")
+        busy = " · analysing q (mode, Hessian)…" if self.runner.running and not training else ""
+        lines = [f"**{st.status.capitalize()}**{busy} · epoch {max(st.epoch, 1) if st.iteration else 0}/{st.num_epochs}"
+                 f" · iteration {st.iteration}/{st.iterations_total} · elapsed {_fmt_time(st.wall_time)}",
+                 f"Convergence test: {test}"]
+        if not math.isnan(st.entropy):
+            lines.append(f"Entropy H(q) = {st.entropy:.3f} nats")
+        if st.message:
+            lines.append(f"⚠ {st.message}")
+        if st.run_dir:
+            lines.append(f"Run: `{Path(st.run_dir).name}`")
+        self.status.object = "  \n".join(lines)
+        self.epoch_table.value = self._epoch_frame()
+        self.epoch_table.visible = bool(st.epochs)
+        self._refresh_buttons()
+
+    def _epoch_frame(self):
+        import pandas as pd
+
+        rows = [{"epoch": r["epoch"], "iteration": r["iteration"], "converged": r["converged"],
+                 "min p": min(r["p_values"]) if r["p_values"] else float("nan"), "c": r["c"],
+                 "entropy": r["entropy"]} for r in (self.live.state.epochs if self.live else [])]
+        return pd.DataFrame(rows, columns=["epoch", "iteration", "converged", "min p", "c", "entropy"])
+
+    # ================================================================================== views
+    def _new_live(self, model=None, means=None, stds=None) -> None:
+        """Fresh streams and views for a new or opened run."""
+        model = model or self.setup.model
+        if model is None:
+            return
+        means = means if means is not None else [self.setup.means.get(s, 0.0) for s in model.statistic_names]
+        stds = stds if stds is not None else [self.setup.stds.get(s, 1.0) for s in model.statistic_names]
+        self.live = LiveRun(run_info(model, means, stds))
+        self.explorer = DegeneracyExplorer(copy_model(model))
+        self._probe_model = model
+        self._rebuild_views()
+
+    def _rebuild_views(self) -> None:
+        live, info = self.live, self.live.info
+        entropy = pn.pane.HoloViews(entropy_view(live.progress, live.epochs), sizing_mode="stretch_width")
+        stats = [pn.pane.HoloViews(statistic_view(live.progress, info, k), sizing_mode="stretch_width")
+                 for k in range(len(info.statistic_names))]
+        c_view, eta_view = penalty_view(live.progress, info)
+        self.training_area.objects = [
+            self._explained("entropy", pn.Row(entropy, pn.Column(self.status, self.progress_bar, self.epoch_table,
+                                                                 width=380), sizing_mode="stretch_width")),
+            self._explained("statistics", pn.GridBox(*stats, ncols=2 if len(stats) > 1 else 1,
+                                                     sizing_mode="stretch_width")),
+            self._explained("constraints", pn.GridBox(
+                *(pn.pane.HoloViews(v, sizing_mode="stretch_width")
+                  for v in (constraint_view(live.progress, info), c_view, eta_view)),
+                ncols=3, sizing_mode="stretch_width")),
+        ]
+        names = info.parameter_names
+        self.dims_select.param.update(options={n: i for i, n in enumerate(names)},
+                                      value=sensitive_dimensions(None, len(names), MAX_PAIRPLOT_DIMS if len(names) <= MAX_PAIRPLOT_DIMS else 6))
+        self._render_pairplot()
+        traces = pn.pane.HoloViews(traces_view(live.traces), sizing_mode="stretch_width")
+        self.direction_select.options = {}
+        explorer = pn.Column(traces, self.direction_select, pn.Row(self.step_slider, self.reset_probe_button),
+                             self.probe_table, sizing_mode="stretch_width", min_width=420)
+        self.samples_area.objects = [
+            self._explained("pairplot", pn.Column(self.dims_select, self.pairplot_area)),
+            self._explained("explorer", explorer)]
+        self._arrange_samples()
+        histograms = [pn.pane.HoloViews(v, sizing_mode="stretch_width") for v in predictive_view(live.predictive, info)]
+        predictive = [pn.GridBox(*histograms, ncols=min(3, len(histograms)), sizing_mode="stretch_width")]
+        if len(info.statistic_names) >= 2:
+            predictive.append(pn.pane.HoloViews(statistic_scatter_view(live.predictive, info)))
+        self.predictive_area.objects = [self._explained("predictive", pn.Column(*predictive,
+                                                                                sizing_mode="stretch_width"))]
+
+    def _explained(self, key: str, view: pn.viewable.Viewable) -> pn.viewable.Viewable:
+        if not self.explain:
+            return view
+        note = pn.pane.Markdown(HELP[key], width=260,
+                                styles={"background": "#f3f7fb", "border-left": "4px solid #1f77b4",
+                                        "padding": "4px 10px", "font-size": "13px"})
+        return pn.Row(view, note, sizing_mode="stretch_width")
+
+    def _render_pairplot(self, _event=None) -> None:
+        dims = sorted(self.dims_select.value)[:MAX_PAIRPLOT_DIMS]
+        if len(dims) < 2:
+            self.pairplot_area.objects = [pn.pane.Markdown("Choose at least two parameters.")]
+            return
+        layout, scatters = pairplot(self.live.snapshots, self.live.info, dims)
+        for (i, j), dm in scatters.items():
+            tap = hv.streams.Tap(source=dm, x=None, y=None)
+            tap.add_subscriber(partial(self._on_tap, i, j))
+        self.pairplot_area.objects = [pn.pane.HoloViews(layout, linked_axes=False)]
+        self._arrange_samples()
+
+    def _arrange_samples(self) -> None:
+        """Pairplot and explorer side by side when the grid is small, stacked when it is wide."""
+        views = list(self.samples_area.objects)
+        if len(views) == 1 and isinstance(views[0], pn.Row) and len(views[0].objects) == 2:
+            views = list(views[0].objects)
+        if len(views) != 2:
+            return
+        side_by_side = len(self.dims_select.value) <= 5 and not self.explain
+        self.samples_area.objects = [pn.Row(*views, sizing_mode="stretch_width")] if side_by_side else views
+
+    def _on_tap(self, i: int, j: int, x: float | None = None, y: float | None = None) -> None:
+        """Probe the displayed sample nearest to the click in the (z_j, z_i) panel."""
+        z = self.live.snapshot["z"]
+        if x is None or y is None or len(z) == 0:
+            return
+        scale = np.maximum(z.std(0), 1e-12)
+        dist = ((z[:, j] - x) / scale[j]) ** 2 + ((z[:, i] - y) / scale[i]) ** 2
+        self.explorer.clicked = z[int(np.argmin(dist))]
+        self._update_probe()
+
+    def _on_analysis(self) -> None:
+        analysis = self.live.analysis
+        self.explorer.analysis = analysis
+        options = direction_options(analysis)
+        current = self.direction_select.value
+        self.direction_select.options = options
+        if current not in options.values():
+            self.direction_select.value = 0
+        d = len(self.live.info.parameter_names)
+        if d > MAX_PAIRPLOT_DIMS and not getattr(self, "_dims_from_hessian", False):
+            self._dims_from_hessian = True
+            self.dims_select.value = sensitive_dimensions(analysis, d, 6)
+        self._update_probe(mode_changed=True)
+
+    def _update_probe(self, _event=None, mode_changed: bool = False) -> None:
+        ex = self.explorer
+        if ex is None:
+            return
+        if _event is not None:  # the slider or the direction moved: back from a clicked sample
+            ex.clicked = None
+        ex.param.update(direction=int(self.direction_select.value or 0), step=float(self.step_slider.value))
+        z = ex.probe()
+        data = dict(self.live.traces.data or {})
+        try:
+            if mode_changed or data.get("mode") is None:
+                data["mode"] = ex.trajectories(ex.mode())
+            data["probe"] = ex.trajectories(z)
+        except Exception as exc:
+            self.notify("warning", f"Could not simulate the probe: {exc}")
+            return
+        self.live.traces.send(data)
+        self.probe_table.object = self._probe_markdown(z)
+
+    def _probe_markdown(self, z: np.ndarray | None) -> str:
+        if z is None:
+            return "*The mode and Hessian appear at each epoch end and when training stops.*"
+        info, ex = self.live.info, self.explorer
+        stats = ex.statistics(z)
+        lines = ["| statistic | at probe | target mean ± sd |", "|---|---|---|"]
+        for k, name in enumerate(info.statistic_names):
+            lines.append(f"| {info.statistic_label(k)} | {stats[k]:.4g} | {info.means[k]:.4g} ± {info.stds[k]:.3g} |")
+        dist = self.runner.latest_distribution
+        if dist is not None:
+            try:
+                log_q = float(dist.log_prob(np.asarray(z, dtype=np.float32)[None]).detach()[0])
+                lines.append(f"| **log q(z)** | {log_q:.3f} | mode: {self.live.analysis['log_q_mode']:.3f} |")
+            except Exception as exc:  # advisory only
+                log.debug("log q at probe failed: %s", exc)
+        where = "clicked sample" if ex.clicked is not None else f"mode + {ex.step:+.2f} × direction"
+        return f"**Probe:** {where}\n\n" + "\n".join(lines)
+
+    def _build_main(self) -> None:
+        self.epoch_table = pn.widgets.Tabulator(self._epoch_frame() if self.live else None, disabled=True,
+                                                show_index=False, height=170, sizing_mode="stretch_width",
+                                                formatters={"converged": {"type": "tickCross"}})
+        self.training_area = pn.Column(sizing_mode="stretch_width")
+        self.dims_select = pn.widgets.MultiChoice(label=f"Parameters in the pairplot (up to {MAX_PAIRPLOT_DIMS})",
+                                                  options={}, value=[], max_items=MAX_PAIRPLOT_DIMS, width=420)
+        self.dims_select.param.watch(self._render_pairplot, "value")
+        self.pairplot_area = pn.Column(sizing_mode="stretch_width")
+        self.direction_select = pn.widgets.Select(label="Hessian direction", options={}, width=260)
+        self.step_slider = pn.widgets.FloatSlider(label="Step from the mode (× 1/√|λ|)", start=-3, end=3,
+                                                  step=0.05, value=0.0, sizing_mode="stretch_width")
+        self.reset_probe_button = pn.widgets.Button(label="Back to slider", width=130, align="end")
+        self.direction_select.param.watch(self._update_probe, "value")
+        self.step_slider.param.watch(self._update_probe, "value_throttled")
+        self.reset_probe_button.on_click(self._reset_probe)
+        self.probe_table = pn.pane.Markdown("*The mode and Hessian appear at each epoch end and when training "
+                                            "stops.*", sizing_mode="stretch_width")
+        self.samples_area = pn.Column(sizing_mode="stretch_width")
+        self.predictive_area = pn.Column(sizing_mode="stretch_width")
+        self.library = RunLibrary(self.runs_dir, on_open=self.open_run)
+        self.compare_area = self._compare_methods()
+        self.tabs = pn.Tabs(("Training", self.training_area), ("Samples & modes", self.samples_area),
+                            ("Predictive", self.predictive_area),
+                            ("Runs", self._explained("runs", self.library)),
+                            ("Compare methods", self.compare_area), dynamic=True, sizing_mode="stretch_width")
+
+    def _reset_probe(self, _event=None) -> None:
+        self.explorer.clicked = None
+        self._update_probe()
+
+    def _compare_methods(self) -> pn.viewable.Viewable:
+        """The "Compare methods" view when ``epi_dash.compare`` is present, else a placeholder."""
+        try:
+            from .compare import CompareView
+        except ImportError:
+            return pn.pane.Markdown("### Compare methods\nThe EPI vs SNPE vs SMC-ABC comparison view is not "
+                                    "installed yet (`epi_dash/compare.py`).")
+        button = pn.widgets.Button(label="Load comparison for the current set-up", width=320)
+        area = pn.Column(button, sizing_mode="stretch_width")
+
+        def load(_event=None) -> None:
+            try:
+                view = CompareView(self.setup.model_spec, self.setup.model.hyperparameters(),
+                                   self.setup.emergent_property().to_dict(), str(self.runs_dir))
+                area.objects = [button, view.panel()]
+            except Exception as exc:
+                area.objects = [button, pn.pane.Alert(f"Comparison view failed: {exc}", alert_type="danger")]
+
+        button.on_click(load)
+        return area
+
+    # ================================================================================= layout
+    def sidebar(self) -> list[pn.viewable.Viewable]:
+        setup = [self.model_select, self.model_problems, self.model_doc, self.hyper_area, self.property_area,
+                 self.device_select, self.device_error, self.advanced]
+        if self.explain:
+            setup.insert(0, pn.pane.Markdown(HELP["setup"], styles={"font-size": "13px"}))
+        return [*setup, self.errors_pane, pn.Row(self.start_button, self.stop_button, self.resume_button)]
+
+    def template(self) -> pn.template.FastListTemplate:
+        return pn.template.FastListTemplate(
+            title=self.title, sidebar=self.sidebar(), main=[self.tabs], sidebar_width=380,
+            accent_base_color="#1f77b4", header_background="#1f4e79", theme_toggle=False)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Row(pn.Column(*self.sidebar(), width=380), self.tabs)
+
+    def _on_session_destroyed(self, _ctx) -> None:
+        self.runner.stop()
+        if self._callback is not None:
+            self._callback.stop()
+
+
+def create_workbench(runs_dir: str | Path | None = None, model_path: list[str | Path] | None = None,
+                     model: str = "lds") -> pn.template.FastListTemplate:
+    """The workbench page for one session (``panel serve`` runs this per browser tab)."""
+    ensure_extensions()
+    return Workbench(runs_dir=runs_dir, model_path=model_path, model=model).template()
