@@ -84,7 +84,8 @@ def run_method(spec: MethodSpec, model: Model, prop: EmergentProperty, seed: int
                   setting_name=spec.setting_name())
     try:
         if spec.method == "epi":
-            extra = {k: spec.settings.pop(k) for k in ("check_every", "num_predictive") if k in spec.settings}
+            extra = {k: spec.settings.pop(k) for k in ("check_every", "num_predictive", "stop_at_criterion")
+                     if k in spec.settings}
             return run_epi(problem, settings=dict(spec.settings), **extra, **kwargs)
         if spec.method == "snpe":
             preset = "aggressive" if "aggressive" in spec.options else "reference"
