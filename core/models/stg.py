@@ -1,0 +1,430 @@
+"""Stomatogastric ganglion (STG) subcircuit with a hub neuron (paper Methods 5.2.1, Fig 1).
+
+Five conductance-based neurons (f1, f2, hub, s1, s2); state per neuron: membrane potential V,
+potassium gating N and hyperpolarization gating H (a 15-D stochastic system, eqs 41-55).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import param
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import InputError
+from ..model import FreeParameter, Model, Statistic, Trajectories, register_model
+
+NEURONS = ("f1", "f2", "hub", "s1", "s2")
+HUB = NEURONS.index("hub")
+
+#: The reference implementation's fixed start state (V in volts for f1, f2, hub, s1, s2; then N; then H).
+#: The paper does not state it, yet the 7.5 s hub frequency depends on it (notes section 3.2).
+REFERENCE_X0 = (
+    -0.04169771, -0.04319491, 0.00883992, -0.06879824, 0.03048103,
+    0.00151316, 0.19784773, 0.56514935, 0.12214069, 0.35290397,
+    0.08614699, 0.04938177, 0.05568701, 0.07007949, 0.05790969,
+)
+
+MV, US, NS = 1e-3, 1e-6, 1e-9  # mV, microsiemens, nanosiemens in SI units
+
+
+def _neuron_pairs_matrix(pairs: tuple[tuple[str, str], ...]) -> np.ndarray:
+    """(5, 5) 0/1 matrix with entry [pre, post] = 1 for each (pre, post) pair."""
+    m = np.zeros((5, 5))
+    for pre, post in pairs:
+        m[NEURONS.index(pre), NEURONS.index(post)] = 1.0
+    return m
+
+
+#: gap junctions f2-hub and hub-s2, as a graph Laplacian: I_elec = g_el * V @ LAPLACIAN
+_GAP = _neuron_pairs_matrix((("f2", "hub"), ("hub", "f2"), ("hub", "s2"), ("s2", "hub")))
+LAPLACIAN = np.diag(_GAP.sum(0)) - _GAP
+#: mutual inhibition of the fast and the slow pair (g_synB), and of the hub by f1 and s1 (g_synA)
+SYN_B = _neuron_pairs_matrix((("f1", "f2"), ("f2", "f1"), ("s1", "s2"), ("s2", "s1")))
+SYN_A = _neuron_pairs_matrix((("f1", "hub"), ("s1", "hub")))
+
+
+@dataclass(frozen=True)
+class STGConstants:
+    """Every fixed quantity of one Euler step, in SI units (V, S, F, s), on one device.
+
+    Per-neuron vectors are (5,); ``coupling`` is (5, 15): V @ [LAPLACIAN | SYN_B | SYN_A] blocks."""
+
+    dt_over_cm: float
+    sigma_I: float
+    v_leak: float
+    v_ca: float
+    v_k: float
+    v_hyp: float
+    v_syn: float
+    v1: float
+    v2: float
+    v3: float
+    v4: float
+    v5: float
+    v6: float
+    v7: float
+    v8: float
+    v9: float
+    v_th: float
+    phi_n: float
+    tau_h_base: float
+    tau_h_range: float
+    g_synB: float
+    g_leak: float
+    g_ca: Tensor
+    g_k: Tensor
+    g_hyp: Tensor
+    laplacian: Tensor
+    syn_b: Tensor
+    syn_a: Tensor
+    dt: float
+
+
+def _matvec(x: Tensor, matrix: Tensor) -> Tensor:
+    """x @ matrix for a small fixed matrix; unrolled when compiling, so inductor fuses it into the
+    step's one kernel instead of calling a (slow, for 5 x 5) matmul."""
+    if torch.compiler.is_compiling():
+        return (x.unsqueeze(-1) * matrix).sum(-2)
+    return x @ matrix
+
+
+class Tangents(NamedTuple):
+    """d(V, N, H)/dz for z = [g_el, g_synA] (per nS): each (batch, 2, 5)."""
+
+    V: Tensor
+    N: Tensor
+    H: Tensor
+
+
+def euler_step(
+    V: Tensor, N: Tensor, H: Tensor, noise: Tensor, g_el: Tensor, g_synA: Tensor, c: STGConstants,
+    tangents: Tangents | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tangents | None]:
+    """One forward-Euler step of eqs 41-55, and optionally of its tangents (forward-mode derivative).
+
+    V, N, H, noise: (batch, 5); g_el, g_synA: (batch, 1) in S. ``noise`` is standard normal, scaled
+    by sigma_I (A) and added to the current, times dt / C_m without sqrt(dt) as in the reference code.
+    With z only 2-D, carrying d(state)/dz forward costs less than recording a graph and
+    backpropagating 300 steps (see ``STGSimulation``)."""
+    t_m = torch.tanh((V - c.v1) / c.v2)
+    u = (V - c.v3) / (2.0 * c.v4)
+    t_n = torch.tanh(2.0 * u)
+    h_inf = torch.sigmoid(-(V + c.v5) / c.v6)
+    s_inf = torch.sigmoid((V - c.v_th) / c.v9)
+    q = torch.sigmoid((V - c.v7) / c.v8)
+    m_inf, n_inf = 0.5 + 0.5 * t_m, 0.5 + 0.5 * t_n
+    lambda_n = c.phi_n * torch.cosh(u)
+    rate_h = 1.0 / (c.tau_h_base + c.tau_h_range * q)
+
+    V_ca, V_k, V_hyp, V_syn = V - c.v_ca, V - c.v_k, V - c.v_hyp, V - c.v_syn
+    gap = _matvec(V, c.laplacian)
+    to_hub = _matvec(s_inf, c.syn_a)
+    g_syn = c.g_synB * (_matvec(s_inf, c.syn_b)) + g_synA * to_hub
+    g_ca_m, g_k_n, g_hyp_h = c.g_ca * m_inf, c.g_k * N, c.g_hyp * H
+    current = (
+        c.g_leak * (V - c.v_leak) + g_ca_m * V_ca + g_k_n * V_k + g_hyp_h * V_hyp + g_el * gap + g_syn * V_syn
+    )
+    n_gap, h_gap = n_inf - N, h_inf - H
+    V_next = V + noise - c.dt_over_cm * current
+    N_next = N + c.dt * lambda_n * n_gap
+    H_next = H + c.dt * rate_h * h_gap
+    if tangents is None:
+        return V_next, N_next, H_next, None
+
+    dV, dN, dH = tangents
+    # d current / dV: diagonal part, gap-junction and synaptic (through S_inf of the presynaptic cell)
+    diag = (c.g_leak + g_ca_m + g_k_n + g_hyp_h + g_syn + c.g_ca * (0.5 / c.v2) * (1 - t_m**2) * V_ca)[:, None]
+    ds = (s_inf * (1 - s_inf) / c.v9)[:, None] * dV
+    d_current = (
+        diag * dV
+        + g_el[:, None] * (_matvec(dV, c.laplacian))
+        + (c.g_synB * (_matvec(ds, c.syn_b)) + g_synA[:, None] * (_matvec(ds, c.syn_a))) * V_syn[:, None]
+        + (c.g_k * V_k)[:, None] * dN
+        + (c.g_hyp * V_hyp)[:, None] * dH
+        + torch.stack([gap, to_hub * V_syn], dim=1) * NS  # explicit dependence on g_el, g_synA
+    )
+    dn_dV = lambda_n * (0.5 / c.v4) * (1 - t_n**2) + c.phi_n * torch.sinh(u) / (2 * c.v4) * n_gap
+    dh_dV = -rate_h * h_inf * (1 - h_inf) / c.v6 - rate_h**2 * c.tau_h_range * q * (1 - q) / c.v8 * h_gap
+    dV_next = dV - c.dt_over_cm * d_current
+    dN_next = (1 - c.dt * lambda_n)[:, None] * dN + (c.dt * dn_dV)[:, None] * dV
+    dH_next = (1 - c.dt * rate_h)[:, None] * dH + (c.dt * dh_dV)[:, None] * dV
+    return V_next, N_next, H_next, Tangents(dV_next, dN_next, dH_next)
+
+
+def euler_steps(
+    V: Tensor, N: Tensor, H: Tensor, tangents: Tangents | None, noise: Tensor, g_el: Tensor,
+    g_synA: Tensor, c: STGConstants,
+) -> tuple[Tensor, Tensor, Tensor, Tangents | None, Tensor, Tensor | None]:
+    """``noise.shape[0]`` = K Euler steps. Returns the final state and tangents, the voltages after
+    each step (K, batch, 5) and their tangents (K, batch, 2, 5) (None without tangents)."""
+    voltages, voltage_tangents = [], []
+    for noise_t in noise:
+        V, N, H, tangents = euler_step(V, N, H, noise_t, g_el, g_synA, c, tangents)
+        voltages.append(V)
+        if tangents is not None:
+            voltage_tangents.append(tangents.V)
+    return V, N, H, tangents, torch.stack(voltages), torch.stack(voltage_tangents) if voltage_tangents else None
+
+
+def simulate_voltages(
+    z: Tensor, noise: Tensor, x0: Tensor, c: STGConstants, with_tangents: bool,
+    steps=euler_steps, steps_per_call: int | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Membrane potentials (V): (batch, T + 1, 5) for z: (batch, 2) in nS and standard normal
+    noise: (T, batch, 5);
+    with ``with_tangents`` also dV/dz: (T + 1, batch, 2, 5). ``steps`` runs ``steps_per_call`` steps
+    at a time (``euler_steps`` or a compiled copy of it)."""
+    batch, num_steps = z.shape[0], noise.shape[0]
+    noise = noise * (c.sigma_I * c.dt_over_cm)
+    V, N, H = (x0[5 * i : 5 * (i + 1)].expand(batch, 5).contiguous() for i in range(3))
+    g_el, g_synA = z[:, 0:1] * NS, z[:, 1:2] * NS
+    tangents = Tangents(*(z.new_zeros(batch, 2, 5) for _ in range(3))) if with_tangents else None
+    voltages, voltage_tangents = [V[None]], [tangents.V[None]] if with_tangents else []
+    chunk = steps_per_call or num_steps
+    for start in range(0, num_steps, chunk):
+        # a shorter last chunk runs eagerly, so a compiled ``steps`` sees one chunk length
+        run = steps if start + chunk <= num_steps else euler_steps
+        V, N, H, tangents, vs, dvs = run(V, N, H, tangents, noise[start : start + chunk], g_el, g_synA, c)
+        voltages.append(vs)
+        if with_tangents:
+            voltage_tangents.append(dvs)
+    v = torch.cat(voltages).transpose(0, 1)
+    if not with_tangents:
+        return v, None
+    return v, torch.cat(voltage_tangents)
+
+
+class STGSimulation(torch.autograd.Function):
+    """V(z): (batch, T + 1, 5), differentiated in forward mode: the tangents dV/dz are carried along
+    the Euler steps and contracted with the incoming gradient in ``backward``."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, noise: Tensor, x0: Tensor, c: STGConstants, steps, steps_per_call) -> Tensor:
+        v, dv_dz = simulate_voltages(z, noise, x0, c, ctx.needs_input_grad[0], steps, steps_per_call)
+        ctx.save_for_backward(dv_dz)
+        return v
+
+    @staticmethod
+    def backward(ctx, grad_v: Tensor):
+        (dv_dz,) = ctx.saved_tensors
+        grad_z = (grad_v.transpose(0, 1).unsqueeze(2) * dv_dz).sum(dim=(0, 3))
+        return grad_z, None, None, None, None, None
+
+
+def frequency_basis(num_samples: int, dt: float, drop: int, window: int, freqs: np.ndarray) -> np.ndarray:
+    """The linear part of the frequency measurement as one real matrix: (num_samples, 2 * F).
+
+    Applied to the rectified voltage it drops the first ``drop`` samples, takes the moving average of
+    width ``window`` ("valid"), removes the temporal mean, and projects onto exp(-2 pi i f t) for each
+    f in ``freqs`` (t = n dt): columns [real parts | imaginary parts]."""
+    kept = num_samples - drop
+    length = kept - window + 1
+    if length < 2:
+        raise InputError("num_steps", f"too few samples ({num_samples}) for drop {drop} and window {window}")
+    average = np.zeros((kept, length))
+    for start in range(length):
+        average[start : start + window, start] = 1.0 / window
+    centering = np.eye(length) - 1.0 / length
+    t = np.arange(length) * dt
+    phase = 2 * np.pi * t[:, None] * freqs[None, :]
+    projection = np.concatenate([np.cos(phase), -np.sin(phase)], axis=1)
+    basis = np.zeros((num_samples, 2 * len(freqs)))
+    basis[drop:] = average @ centering @ projection
+    return basis
+
+
+@register_model("stg")
+class STG(Model):
+    """STG subcircuit (f1, f2, hub, s1, s2); emergent property: intermediate hub frequency 0.55 Hz.
+
+    z = [g_el, g_synA] (nS): electrical coupling of the hub to f2 and s2, and synaptic inhibition of
+    the hub by f1 and s1 (eqs 41-55). Forward Euler in SI units, dt = 25 ms, T = 300 steps, from the
+    reference code's fixed start state ``x0`` (the paper does not give one). Noise: sigma_I N(0, 1) is
+    added to the membrane current and multiplied by dt / C_m (no sqrt(dt)), as the reference code did
+    (paper: "dB of variance (1e-12)^2 A^2").
+
+    Statistic ``hub_freq`` (Hz): hub V after the first 20 samples, ReLU, moving average of 20 samples,
+    mean removed, magnitude of the projections on exp(-2 pi i f t) for f = 0, 0.01, ..., 1 Hz, then the
+    soft-argmax 0.01 sum_i i softmax(beta |X|)_i.
+
+    Paper vs code: the paper states beta = 100, the reference module used 500. We use the paper's
+    100 unless a figure only reproduces with 500 (see ``softmax_beta``'s doc). |X| is computed as
+    sqrt(re^2 + im^2 + 1e-20 V^2) so its gradient stays finite at the 0 Hz bin (zero after centering).
+    """
+
+    # --- simulation --------------------------------------------------------------------------------
+    dt = param.Number(0.025, bounds=(0, None), inclusive_bounds=(False, True), doc="Euler time step (s)")
+    num_steps = param.Integer(300, bounds=(60, None), doc="Euler steps T (trace has T + 1 samples)")
+    sigma_I = param.Number(1e-12, bounds=(0, None), doc="current noise sd sigma_I (A)")
+    x0 = param.List(
+        list(REFERENCE_X0), item_type=(int, float), bounds=(15, 15),
+        doc="start state [V (V) x5, N x5, H x5] for f1, f2, hub, s1, s2 (reference code's vector)",
+    )
+    compile = param.Selector(
+        default="auto", objects=["auto", "on", "off"],
+        doc="torch.compile the Euler steps in chunks ('auto': when it works here, else eager); "
+        "compiling takes about a minute on a 2-core CPU, once per process and grad mode",
+    )
+    steps_per_chunk = param.Integer(10, bounds=(1, None), doc="Euler steps per compiled call")
+    # --- membrane, reversal potentials, fixed conductances (eqs 42-47) ------------------------------
+    C_m = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), doc="membrane capacitance (nF)")
+    V_leak = param.Number(-40.0, doc="leak reversal potential (mV)")
+    V_Ca = param.Number(100.0, doc="calcium reversal potential (mV)")
+    V_K = param.Number(-80.0, doc="potassium reversal potential (mV)")
+    V_hyp = param.Number(-20.0, doc="hyperpolarization-current reversal potential (mV)")
+    V_syn = param.Number(-75.0, doc="synaptic reversal potential (mV)")
+    g_leak = param.Number(1e-4, bounds=(0, None), doc="leak conductance (uS)")
+    g_synB = param.Number(5.0, bounds=(0, None), doc="f1<->f2 and s1<->s2 inhibition (nS)")
+    g_Ca = param.List([1.9e-2, 1.9e-2, 1.7e-2, 8.5e-3, 8.5e-3], item_type=(int, float), bounds=(5, 5),
+                              doc="calcium conductance of f1, f2, hub, s1, s2 (uS)")
+    g_K = param.List([3.9e-2, 3.9e-2, 1.9e-2, 1.5e-2, 1.5e-2], item_type=(int, float), bounds=(5, 5),
+                             doc="potassium conductance of f1, f2, hub, s1, s2 (uS)")
+    g_hyp = param.List([2.5e-2, 2.5e-2, 8.0e-3, 1.0e-2, 1.0e-2], item_type=(int, float), bounds=(5, 5),
+                               doc="hyperpolarization conductance of f1, f2, hub, s1, s2 (uS)")
+    # --- gating (eqs 48-55) -----------------------------------------------------------------------
+    v1 = param.Number(0.0, doc="M_inf half-activation (mV)")
+    v2 = param.Number(20.0, doc="M_inf slope (mV)")
+    v3 = param.Number(0.0, doc="N_inf half-activation (mV)")
+    v4 = param.Number(15.0, doc="N_inf slope (mV)")
+    v5 = param.Number(78.3, doc="H_inf half-activation (-v5, mV)")
+    v6 = param.Number(10.5, doc="H_inf slope (mV)")
+    v7 = param.Number(-42.2, doc="tau_h half-point (mV)")
+    v8 = param.Number(87.3, doc="tau_h slope (mV)")
+    v9 = param.Number(5.0, doc="S_inf slope (mV)")
+    v_th = param.Number(-25.0, doc="synaptic threshold S_inf (mV)")
+    phi_N = param.Number(2.0, doc="potassium gating rate phi_N (1/s)")
+    tau_h_base = param.Number(272.0, doc="tau_h = base + range * sigmoid((V - v7)/v8) (ms), eq 54")
+    tau_h_range = param.Number(1499.0, doc="tau_h range (ms), eq 54")
+    # --- frequency measurement (eqs 56-58) --------------------------------------------------------
+    drop_samples = param.Integer(20, bounds=(0, None), doc="initial samples ignored (transient)")
+    average_window = param.Integer(20, bounds=(1, None), doc="moving-average (low-pass) window (samples)")
+    max_freq = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), doc="top of the basis (Hz)")
+    freq_resolution = param.Number(0.01, bounds=(0, None), inclusive_bounds=(False, True),
+                                   doc="spacing of the complex-exponential basis (Hz)")
+    softmax_beta = param.Number(
+        100.0, bounds=(0, None), inclusive_bounds=(False, True),
+        doc="soft-argmax temperature on |X| (1/V): paper 100, reference code 500",
+    )
+
+    parameters = (
+        FreeParameter("g_el", 4.0, 8.0, unit="nS", doc="electrical coupling of hub with f2 and s2"),
+        FreeParameter("g_synA", 0.01, 4.0, unit="nS", doc="synaptic inhibition of hub by f1 and s1"),
+    )
+    statistics = (
+        Statistic("hub_freq", 0.55, 0.025, unit="Hz", doc="spiking frequency of the hub neuron"),
+    )
+    population_names = NEURONS
+    time_unit = "s"
+    epi_defaults = dict(
+        num_stages=3, num_layers=2, num_units=25, post_affine=True, batch_norm=False,
+        batch_size=400, lr=1e-3, c0=1e5, gamma=0.25, beta=2.0, num_epochs=6,
+        iters_per_epoch=5000, nu=0.5, alpha=0.05, stop_early=True,
+    )
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._constants: dict[tuple, STGConstants] = {}
+        self._bases: dict[tuple, Tensor] = {}
+        self._compiled = None
+
+    @property
+    def trajectory_dt(self) -> float:  # type: ignore[override]
+        return self.dt
+
+    # --- fixed tensors, built once per device/dtype -------------------------------------------------
+    def constants(self, like: Tensor) -> STGConstants:
+        key = (like.device, like.dtype)
+        if key not in self._constants:
+            def vec(values, scale):
+                return torch.tensor(values, device=like.device, dtype=like.dtype) * scale
+
+            def mat(m):
+                return torch.as_tensor(m, device=like.device, dtype=like.dtype)
+
+            self._constants[key] = STGConstants(
+                dt_over_cm=self.dt / (self.C_m * NS), sigma_I=self.sigma_I,
+                v_leak=self.V_leak * MV, v_ca=self.V_Ca * MV, v_k=self.V_K * MV,
+                v_hyp=self.V_hyp * MV, v_syn=self.V_syn * MV,
+                v1=self.v1 * MV, v2=self.v2 * MV, v3=self.v3 * MV, v4=self.v4 * MV, v5=self.v5 * MV,
+                v6=self.v6 * MV, v7=self.v7 * MV, v8=self.v8 * MV, v9=self.v9 * MV, v_th=self.v_th * MV,
+                phi_n=self.phi_N, tau_h_base=self.tau_h_base * 1e-3, tau_h_range=self.tau_h_range * 1e-3,
+                g_synB=self.g_synB * NS, g_leak=self.g_leak * US,
+                g_ca=vec(self.g_Ca, US), g_k=vec(self.g_K, US), g_hyp=vec(self.g_hyp, US),
+                laplacian=mat(LAPLACIAN), syn_b=mat(SYN_B), syn_a=mat(SYN_A), dt=self.dt,
+            )
+        return self._constants[key]
+
+    @property
+    def frequencies(self) -> np.ndarray:
+        """The basis frequencies Phi (Hz): (F,) = [0, 0.01, ..., 1.0] by default (eq 56)."""
+        n = int(round(self.max_freq / self.freq_resolution)) + 1
+        return np.arange(n) * self.freq_resolution
+
+    def basis(self, like: Tensor) -> Tensor:
+        key = (like.device, like.dtype)
+        if key not in self._bases:
+            b = frequency_basis(self.num_steps + 1, self.dt, self.drop_samples, self.average_window,
+                                self.frequencies)
+            self._bases[key] = torch.as_tensor(b, device=like.device, dtype=like.dtype)
+        return self._bases[key]
+
+    # --- the science ----------------------------------------------------------------------------
+    def simulate(self, z: Tensor) -> Tensor:
+        """Membrane potentials (V): (batch, T + 1, 5) for z: (batch, 2) = [g_el, g_synA] in nS."""
+        noise = self.randn(self.num_steps, z.shape[0], 5, like=z)
+        x0 = torch.tensor(self.x0, device=z.device, dtype=z.dtype)
+        c = self.constants(z)
+        steps, per_call = self._steps()
+        if torch.is_grad_enabled() and z.requires_grad:
+            return STGSimulation.apply(z, noise, x0, c, steps, per_call)
+        return simulate_voltages(z.detach(), noise, x0, c, False, steps, per_call)[0]
+
+    def _steps(self):
+        """The Euler-steps function and its chunk length: compiled (torch.compile) when ``compile``
+        allows it and it works here, else the eager ``euler_steps``."""
+        if self.compile == "off" or self._compiled is False:
+            return euler_steps, None
+        if self._compiled is None:
+            self._compiled = torch.compile(euler_steps, dynamic=True, fullgraph=True)
+        return self._eager_on_failure, self.steps_per_chunk
+
+    def _eager_on_failure(self, *args):
+        """Run the compiled steps; if compilation fails (no C++ compiler, unsupported device),
+        fall back to eager for good ('auto') or raise ('on')."""
+        if self._compiled is False:
+            return euler_steps(*args)
+        try:
+            return self._compiled(*args)
+        except Exception as exc:  # noqa: BLE001 - any compiler error: eager gives the same numbers
+            if self.compile == "on":
+                raise InputError("compile", f"torch.compile failed here: {exc}") from exc
+            warnings.warn(f"STG: torch.compile failed ({type(exc).__name__}); running eagerly", stacklevel=2)
+            self._compiled = False
+            return euler_steps(*args)
+
+    def hub_frequency(self, v_hub: Tensor) -> Tensor:
+        """Soft-argmax frequency (Hz): (batch,) from hub voltage traces v_hub: (batch, T + 1) in V."""
+        coeffs = F.relu(v_hub) @ self.basis(v_hub)
+        re, im = coeffs.chunk(2, dim=-1)
+        magnitude = torch.sqrt(re**2 + im**2 + 1e-20)
+        weights = torch.softmax(self.softmax_beta * magnitude, dim=-1)
+        index = torch.arange(weights.shape[-1], device=v_hub.device, dtype=v_hub.dtype)
+        return self.freq_resolution * (weights @ index)
+
+    def measure(self, x: Tensor, z: Tensor) -> Tensor:
+        return self.hub_frequency(x[:, :, HUB])[:, None]
+
+    def trajectories(self, z: Tensor) -> Trajectories:
+        """The five membrane potentials (mV) vs time (s): x (batch, T + 1, 5)."""
+        with torch.no_grad():
+            v = self.simulate(z)
+        t = np.arange(v.shape[1]) * self.dt
+        f = self.hub_frequency(v[:, :, HUB])
+        return Trajectories(t=t, x=v.cpu().numpy() / MV, names=list(NEURONS), time_unit="s",
+                            value_unit="mV", extra={"hub_freq": f.cpu().numpy()})
