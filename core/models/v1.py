@@ -108,19 +108,21 @@ class V1(Model):
         batch, trials = z.shape[0], self.num_trials
         w_t, h = self._inputs(z)
         decay = self.dt / self.tau_noise
-        # eps = sigma_eff * e with e a unit OU process: z enters only through this scale
-        sigma_eff = (self.noise_scale * math.sqrt(1 + self.tau / self.tau_noise)
-                     * math.sqrt(2 * decay)) * z[:, None, :]
+        # eps = sigma~ e with e a unit-variance OU process: z enters only through that scale, so the
+        # recursion for e runs outside autograd
+        sigma_tilde = self.noise_scale * math.sqrt(1 + self.tau / self.tau_noise) * z[:, None, :]
+        kick = math.sqrt(2 * decay)
         x = self.x0_low + (self.x0_high - self.x0_low) * self.rand(batch, trials, 4, like=z)
-        eps = torch.zeros_like(x)
+        unit_noise = torch.zeros(batch, trials, 4, device=z.device, dtype=z.dtype)
         leak = self.dt / self.tau
         start = self.window_start
         traces = [x] if keep_traces else None
         shift = sum_d = sum_d2 = None
         for step in range(1, self.num_steps + 1):
-            drive = torch.addmm(h, x.reshape(-1, 4), w_t).reshape(batch, trials, 4) + eps
+            drive = torch.addmm(h, x.reshape(-1, 4), w_t).reshape(batch, trials, 4) + sigma_tilde * unit_noise
             x = torch.lerp(x, torch.relu(drive) ** self.power, leak).clamp(max=self.rate_cap)
-            eps = (1 - decay) * eps + sigma_eff * self.randn(batch, trials, 4, like=z)
+            with torch.no_grad():
+                unit_noise = torch.add(unit_noise * (1 - decay), self.randn(batch, trials, 4, like=z), alpha=kick)
             if keep_traces:
                 traces.append(x)
             if step >= start:
