@@ -73,29 +73,36 @@ class LiveRun:
     def apply(self, events: list[RunnerEvent]) -> list[tuple[str, str]]:
         """Update streams from a batch of runner events; returns notifications (level, text)."""
         notes: list[tuple[str, str]] = []
-        rows = [e.data for e in events if e.kind == "iteration"]
+        rows: list[dict[str, Any]] = []
+        snapshot = analysis = None
+        new_epochs = False
+        for e in events:  # state in event order; streams once per batch below
+            if e.kind == "iteration":
+                rows.append(e.data)
+                s = self.state
+                s.iteration, s.epoch = int(e.data["iteration"]), int(e.data["epoch"])
+                s.wall_time, s.entropy = float(e.data["wall_time"]), float(e.data["entropy"])
+                if s.status == "starting":
+                    s.status = "running"
+            elif e.kind == "epoch":
+                self.state.epochs.append(e.data)
+                new_epochs = True
+            elif e.kind == "snapshot":
+                snapshot = e.data
+            elif e.kind == "analysis":
+                analysis = e.data
+            notes.extend(self._status_event(e))
         if rows:
             self.progress.send(progress_frame(rows, len(self.info.statistic_names)))
-            last = rows[-1]
-            self.state.iteration, self.state.epoch = int(last["iteration"]), int(last["epoch"])
-            self.state.wall_time, self.state.entropy = float(last["wall_time"]), float(last["entropy"])
-            if self.state.status == "starting":
-                self.state.status = "running"
-        epochs = [e.data for e in events if e.kind == "epoch"]
-        if epochs:
-            self.state.epochs.extend(epochs)
+        if new_epochs:
             self.epochs.send(pd.DataFrame({"iteration": [float(r["iteration"]) for r in self.state.epochs]}))
-        snapshots = [e.data for e in events if e.kind == "snapshot"]
-        analyses = [e.data for e in events if e.kind == "analysis"]
-        if analyses:
-            self.analysis = analyses[-1]
-            self.predictive.send({"predictive": self.analysis["predictive"]})
-        if snapshots or analyses:
-            latest = snapshots[-1] if snapshots else self.snapshot
+        if analysis is not None:
+            self.analysis = analysis
+            self.predictive.send({"predictive": analysis["predictive"]})
+        if snapshot is not None or analysis is not None:
+            latest = snapshot or self.snapshot
             self.snapshot = {"z": latest["z"], "log_q": latest["log_q"], "analysis": self.analysis}
             self.snapshots.send(self.snapshot)
-        for e in events:
-            notes.extend(self._status_event(e))
         return notes
 
     def _status_event(self, event: RunnerEvent) -> list[tuple[str, str]]:

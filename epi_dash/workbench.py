@@ -150,12 +150,15 @@ class Workbench(pn.viewable.Viewer):
         rows = [pn.pane.Markdown("**Emergent property** (target mean and sd of each statistic)",
                                  margin=(5, 10, 0, 10))]
         self._target_errors: dict[str, pn.pane.Markdown] = {}
+        #: ("mean" | "std", statistic) -> its input widget
+        self.target_inputs: dict[tuple[str, str], pn.widgets.FloatInput] = {}
         for spec in model.statistic_specs():
             unit = f" ({spec.unit})" if spec.unit else ""
             mean = pn.widgets.FloatInput(label=f"mean{unit}", value=self.setup.means[spec.name],
-                                         format="0.[0000]", width=150, name=f"mean-{spec.name}")
+                                         format="0.[0000]", width=150)
             std = pn.widgets.FloatInput(label=f"sd{unit}", value=self.setup.stds[spec.name],
-                                        format="0.[0000]", width=150, name=f"sd-{spec.name}")
+                                        format="0.[0000]", width=150)
+            self.target_inputs[("mean", spec.name)], self.target_inputs[("std", spec.name)] = mean, std
             mean.param.watch(partial(self._on_target, "mean", spec.name), "value")
             std.param.watch(partial(self._on_target, "std", spec.name), "value")
             err = pn.pane.Markdown("", styles=ERROR_STYLE, margin=(0, 10))

@@ -1,0 +1,182 @@
+"""View functions return HoloViews objects carrying the data; live streams batch updates."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from core.model import load_model
+from epi_dash.explorer import DegeneracyExplorer, direction_options
+from epi_dash.live import LiveRun, run_info
+from epi_dash.runner import RunnerEvent
+from epi_dash import views as V
+
+hv.extension("bokeh", logo=False)
+
+
+def _info(d: int = 4, m: int = 2) -> V.RunInfo:
+    return V.RunInfo([f"p{i}" for i in range(d)], [f"s{k}" for k in range(m)], [0.0] * m, [1.0] * m,
+                     np.full(d, -5.0), np.full(d, 5.0), ["Hz"] * d, ["mV"] * m)
+
+
+def _records(n: int, m: int, start: int = 1) -> list[dict]:
+    rng = np.random.default_rng(0)
+    return [dict(iteration=i, epoch=1, entropy=float(-i), c=1.0, f_mean=rng.normal(size=m).tolist(),
+                 f_std=[1.0] * m, R=rng.normal(size=2 * m).tolist(), eta=[0.0] * (2 * m), wall_time=0.1 * i)
+            for i in range(start, start + n)]
+
+
+def _analysis(d: int, rng=np.random.default_rng(1)) -> dict:
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    vals = np.sort(-np.abs(rng.normal(size=d)) * np.logspace(2, -2, d))
+    kinds = ["sensitive" if v < 0.1 * vals[0] else "degenerate" for v in vals]
+    return {"mode": rng.uniform(-1, 1, d), "eigenvalues": vals, "eigenvectors": q, "kinds": kinds,
+            "log_q_mode": 0.0, "predictive": rng.normal(size=(300, 2))}
+
+
+def test_progress_frame_flattens_records_and_matches_a_saved_trace():
+    frame = V.progress_frame(_records(5, 3), 3)
+    assert list(frame.columns) == V.progress_columns(3) and len(frame) == 5
+    assert frame["iteration"].tolist() == [1, 2, 3, 4, 5] and frame["entropy"].iloc[-1] == -5
+    stats, cons = ["a", "b", "c"], [f"E[{s}]" for s in "abc"] + [f"Var[{s}]" for s in "abc"]
+    trace = pd.DataFrame({"iteration": [1.0], "epoch": [1.0], "entropy": [2.0], "cost": [0.0], "c": [3.0],
+                          "wall_time": [0.1], **{f"R:{c}": [float(i)] for i, c in enumerate(cons)},
+                          **{f"mean:{s}": [10.0 + i] for i, s in enumerate(stats)},
+                          **{f"std:{s}": [20.0 + i] for i, s in enumerate(stats)},
+                          **{f"eta:{c}": [30.0 + i] for i, c in enumerate(cons)}})
+    mapped = V.progress_from_trace(trace, stats, cons)
+    assert mapped[["mean_2", "sd_1", "R_5", "eta_0", "c"]].iloc[0].tolist() == [12.0, 21.0, 5.0, 30.0, 3.0]
+
+
+def test_training_views_render_with_streamed_data():
+    info = _info()
+    live = LiveRun(info)
+    live.apply([RunnerEvent("iteration", r) for r in _records(30, 2)])
+    live.apply([RunnerEvent("epoch", dict(epoch=1, iteration=30, p_values=[0.5] * 4, converged=False, c=1.0,
+                                          eta=[0.0] * 4, entropy=1.0, wall_time=1.0))])
+    entropy = V.entropy_view(live.progress, live.epochs)
+    rendered = entropy[()]
+    curve = rendered.Curve.I
+    assert len(curve) == 30 and curve.dimension_values("entropy")[-1] == -30
+    assert rendered.VLines.I.dimension_values("iteration").tolist() == [30.0]
+    stat = V.statistic_view(live.progress, info, 1)[()]
+    assert len(stat.Curve.I) == 30 and stat.HLine.I.data == 0.0
+    assert len(V.constraint_view(live.progress, info)[()].Curve) == 4
+    c, eta = V.penalty_view(live.progress, info)
+    assert len(c[()]) == 30 and len(eta[()].Curve) == 4
+    for view in (entropy, V.statistic_view(live.progress, info, 0)):
+        hv.render(view)  # the bokeh plot builds without error
+
+
+def test_live_run_sends_one_buffer_batch_and_keeps_the_newest_snapshot():
+    info = _info(d=3)
+    live = LiveRun(info)
+    sends = []
+    live.progress.add_subscriber(lambda **kw: sends.append(len(kw["data"])))
+    z1, z2 = np.zeros((10, 3)), np.ones((20, 3))
+    notes = live.apply([RunnerEvent("started", dict(run_dir="/r", iterations_total=100, num_epochs=2,
+                                                    iteration=0, resumed=False)),
+                        *[RunnerEvent("iteration", r) for r in _records(7, 2)],
+                        RunnerEvent("snapshot", dict(iteration=5, z=z1, log_q=np.zeros(10))),
+                        RunnerEvent("snapshot", dict(iteration=7, z=z2, log_q=np.zeros(20)))])
+    assert sends == [7], "all rows of a batch go in one Buffer.send"
+    assert np.array_equal(live.snapshots.data["z"], z2) and live.state.iteration == 7 and live.state.status == "running"
+    assert notes and notes[0][0] == "info"
+    notes = live.apply([RunnerEvent("finished", dict(state="failed", converged=False, epochs=0, iterations=7,
+                                                     wall_time_s=1.0, entropy=0.0, run_dir="/r",
+                                                     error="statistic 's' is NaN"))])
+    assert live.state.status == "failed" and notes == [("error", "Training failed: statistic 's' is NaN")]
+
+
+@pytest.mark.parametrize("d", [2, 4, 8])
+def test_pairplot_has_lower_triangle_panels_with_samples_mode_and_arrows(d):
+    info = _info(d)
+    rng = np.random.default_rng(0)
+    analysis = _analysis(d)
+    snap = {"z": rng.uniform(-1, 1, (500, d)), "log_q": rng.normal(size=500), "analysis": analysis}
+    layout, scatters = V.pairplot(hv.streams.Pipe(snap), info, list(range(d)))
+    assert len(scatters) == d * (d - 1) // 2
+    panel = scatters[(1, 0)][()]
+    assert len(panel.Points.I) == 500
+    assert panel.Points.I.dimensions()[0].label == "p0 (Hz)"
+    star = panel.Points.II
+    assert star.array().tolist() == [[analysis["mode"][0], analysis["mode"][1]]]
+    assert len(panel.Segments.I) >= 2
+    hv.render(layout)
+
+
+def test_hessian_arrows_have_length_inverse_sqrt_eigenvalue():
+    d = 3
+    analysis = {"mode": np.zeros(d), "eigenvalues": np.array([-100.0, -4.0, -0.01]), "eigenvectors": np.eye(d),
+                "kinds": ["sensitive", "sensitive", "degenerate"]}
+    segs = V.direction_segments(analysis, i=1, j=0)
+    # the most sensitive (e0, along x) is drawn with half-length 1/sqrt(100) = 0.1
+    first = segs.iloc[0]
+    assert first["kind"] == "sensitive" and first["x1"] - first["x0"] == pytest.approx(0.2)
+    degenerate = segs[segs.kind == "degenerate"].iloc[0]
+    assert degenerate["x1"] - degenerate["x0"] == pytest.approx(0.0)  # e2 is orthogonal to this panel
+
+
+def test_large_models_default_to_the_parameters_loading_on_sensitive_directions():
+    d = 400
+    vecs = np.eye(d)
+    vecs[:, [0, 1]] = vecs[:, [17, 233]]  # the two sensitive directions point along z_17 and z_233
+    vecs[:, [17, 233]] = np.eye(d)[:, [0, 1]]
+    analysis = {"eigenvectors": vecs, "kinds": ["sensitive", "sensitive"] + ["degenerate"] * (d - 2)}
+    dims = V.sensitive_dimensions(analysis, d, k=6)
+    assert len(dims) == 6 and {17, 233} <= set(dims)
+    assert V.sensitive_dimensions(None, 3) == [0, 1, 2]
+    rng = np.random.default_rng(0)
+    layout, scatters = V.pairplot(hv.streams.Pipe({"z": rng.normal(size=(100, d)), "log_q": np.zeros(100),
+                                                   "analysis": None}), _info(d), dims)
+    assert len(scatters) == 15
+
+
+def test_predictive_and_statistic_space_views():
+    info = _info(m=3)
+    f = np.random.default_rng(0).normal(size=(400, 3))
+    pipe = hv.streams.Pipe({"predictive": f})
+    panels = V.predictive_view(pipe, info)
+    assert len(panels) == 3
+    hist = panels[2][()].Histogram.I
+    assert hist.dimension_values(1).sum() > 0
+    target = next(el for el in panels[2][()] if isinstance(el, hv.Curve))
+    peak = target.dimension_values(0)[np.argmax(target.dimension_values(1))]
+    assert peak == pytest.approx(info.means[2], abs=0.1)
+    scatter = V.statistic_scatter_view(pipe, info)[()]
+    assert len(scatter.Points.I) == 400
+    empty = V.predictive_view(hv.streams.Pipe({"predictive": None}), info)[0][()]
+    assert empty.Histogram.I.dimension_values(1).sum() == 0
+
+
+def test_traces_and_explorer_move_along_a_direction():
+    model = load_model("lds")
+    analysis = _analysis(4)
+    analysis["mode"] = np.array([-1.0, 6.0, -6.0, -1.0])  # near a 1 Hz rotation
+    ex = DegeneracyExplorer(model, analysis=analysis)
+    assert np.allclose(ex.probe(), analysis["mode"])
+    ex.param.update(direction=0, step=1.0)
+    moved = ex.probe()
+    lam = abs(analysis["eigenvalues"][0])
+    assert np.linalg.norm(moved - analysis["mode"]) == pytest.approx(1 / np.sqrt(lam), rel=1e-6)
+    traj = ex.trajectories(moved)
+    assert traj.x.shape == (1, model.num_steps, 2)
+    stats = ex.statistics(moved)
+    expected = model.emergent_statistics(torch.tensor(moved, dtype=torch.float32)[None])[0].numpy()
+    assert np.allclose(stats, expected, atol=1e-5)
+    ex.clicked = np.zeros(4)
+    assert np.allclose(ex.probe(), 0.0)
+    labels = list(direction_options(analysis))
+    assert labels[0].startswith("v1 ") and "λ" in labels[0]
+    pipe = hv.streams.Pipe({"mode": ex.trajectories(ex.mode()), "probe": traj})
+    overlay = V.traces_view(pipe)[()]
+    assert len(overlay.Curve) == 4  # 2 populations x (mode, probe)
+
+
+def test_run_info_takes_units_from_the_model():
+    info = run_info(load_model("lds"), [0.0, 1.0], [0.1, 0.2])
+    assert info.parameter_label(0) == "a1 (1/s)" and info.statistic_label(1) == "imag_lambda1 (rad/s)"
+    assert info.constraint_names[2] == "Var[real_lambda1]"

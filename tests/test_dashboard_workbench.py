@@ -1,0 +1,145 @@
+"""The workbench without a browser: widgets drive the state, Start/Stop/open work end to end."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from epi_dash.runner import AnalysisSettings, TrainingRunner
+from epi_dash.serve import websocket_origins
+from epi_dash.tutorial import Tutorial
+from epi_dash.workbench import Workbench, ensure_extensions
+
+TINY = dict(iters_per_epoch=15, num_epochs=2, num_test_batches=10, batch_size=50, stop_early=False)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    ensure_extensions()
+    yield
+    torch.set_num_threads(before)
+
+
+def _workbench(tmp_path, **kw) -> Workbench:
+    runner = TrainingRunner(snapshot_every=10, snapshot_samples=50,
+                            analysis=AnalysisSettings(num_starts=1, num_samples=100, steps=10, num_predictive=100))
+    wb = Workbench(runs_dir=tmp_path / "runs", model_path=[], runner=runner, **kw)
+    wb.setup.opt.param.update(**TINY)
+    wb.setup.flow.init_iters = 5
+    return wb
+
+
+def _pump(wb: Workbench, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while wb.runner.running and time.monotonic() < deadline:
+        time.sleep(0.1)
+        wb.drain()
+    wb.runner.join(timeout)
+    wb.drain()
+
+
+def _property_inputs(wb: Workbench) -> dict[str, object]:
+    """"mean-<stat>" / "sd-<stat>" -> the input widget shown in the sidebar."""
+    shown = {id(w) for row in wb.property_area.objects for w in getattr(row, "objects", [])}
+    out = {f"{'sd' if kind == 'std' else 'mean'}-{stat}": w for (kind, stat), w in wb.target_inputs.items()}
+    assert all(id(w) in shown for w in out.values())
+    return out
+
+
+def test_bad_sd_shows_a_message_next_to_the_field_and_disables_start(tmp_path):
+    wb = _workbench(tmp_path)
+    assert not wb.start_button.disabled and not wb.errors_pane.visible
+    sd = _property_inputs(wb)["sd-imag_lambda1"]
+    sd.value = -0.5
+    assert wb.start_button.disabled
+    assert "must be > 0" in wb._target_errors["std[imag_lambda1]"].object
+    assert "std[imag_lambda1]" in wb.errors_pane.object and wb.errors_pane.visible
+    sd.value = 0.5
+    assert not wb.start_button.disabled and not wb.errors_pane.visible
+    assert wb.setup.stds["imag_lambda1"] == 0.5
+
+
+def test_start_streams_into_views_saves_and_reopens(tmp_path):
+    wb = _workbench(tmp_path)
+    _property_inputs(wb)["mean-real_lambda1"].value = 0.5
+    wb.start()
+    assert wb.start_button.disabled and not wb.stop_button.disabled
+    _pump(wb)
+    state = wb.live.state
+    assert state.status in ("finished", "converged") and state.iteration == 30
+    assert len(wb.live.progress.data) == 30 and len(state.epochs) == 2
+    assert "iteration 30/30" in wb.status.object and "Convergence test: epoch 2" in wb.status.object
+    assert wb.live.analysis is not None and len(wb.direction_select.options) == 4
+    assert "log q(z)" in wb.probe_table.object
+    assert wb.live.traces.data["mode"] is not None
+    table = wb.library.table.value
+    assert len(table) == 1 and table["model"].iloc[0] == "lds" and "real_lambda1: 0.5" in table["property"].iloc[0]
+    # moving the explorer slider changes the probe and the traces
+    mode_traces = wb.live.traces.data["probe"].x.copy()
+    import param
+
+    with param.edit_constant(wb.step_slider):
+        wb.step_slider.param.update(value=2.0, value_throttled=2.0)  # what a browser drag sends
+    assert (wb.live.traces.data["probe"].x != mode_traces).any()
+
+    fresh = _workbench(tmp_path)
+    assert fresh.setup.means["real_lambda1"] == 0.0
+    fresh.open_run(table["path"].iloc[0])
+    assert fresh.setup.means["real_lambda1"] == 0.5
+    assert fresh.setup.opt.iters_per_epoch == TINY["iters_per_epoch"]
+    assert len(fresh.live.progress.data) == 30 and len(fresh.live.snapshot["z"]) > 0
+    _pump(fresh)
+    assert fresh.live.analysis is not None
+
+
+def test_stop_then_resume_continues_the_same_run(tmp_path):
+    wb = _workbench(tmp_path)
+    wb.setup.opt.param.update(iters_per_epoch=2000, num_epochs=1)
+    wb.start()
+    deadline = time.monotonic() + 60
+    while wb.live.state.iteration < 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+        wb.drain()
+    wb.stop()
+    assert wb.live.state.status == "stopping" and wb.stop_button.disabled
+    _pump(wb)
+    assert wb.live.state.status == "stopped" and not wb.resume_button.disabled
+    stopped_at = wb.live.state.iteration
+    wb.resume()
+    time.sleep(0.3)
+    wb.stop()
+    _pump(wb)
+    assert wb.live.state.iteration >= stopped_at
+    assert wb.live.progress.data["iteration"].is_monotonic_increasing
+
+
+def test_sessions_are_independent(tmp_path):
+    a, b = _workbench(tmp_path), _workbench(tmp_path)
+    _property_inputs(a)["sd-real_lambda1"].value = -1
+    assert a.start_button.disabled and not b.start_button.disabled
+    assert a.runner is not b.runner and a.live is not b.live
+
+
+def test_tutorial_and_model_switching(tmp_path, user_model_spec):
+    tut = Tutorial(runs_dir=tmp_path, model_path=[str(__import__("pathlib").Path(user_model_spec.split(":")[0]).parent)])
+    wb = tut.workbench
+    assert wb.explain and any(s.endswith(":DampedOscillator") for s in wb.catalog.specs.values())
+    tut.quick_settings()
+    assert wb.setup.opt.iters_per_epoch == 300
+    spec = next(s for s in wb.catalog.specs.values() if s.endswith(":DampedOscillator"))
+    wb.model_select.value = spec
+    assert wb.setup.model.statistic_names == ["frequency", "decay"]
+    assert "sd-decay" in _property_inputs(wb)
+    tut.lesson.value = tut.lesson.options[1]
+    assert "stomatogastric" in tut.text.object
+    tut.template()
+
+
+def test_websocket_origins_cover_loopback_and_extra_hosts():
+    assert websocket_origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
+    assert websocket_origins("0.0.0.0", 80, ["lab:80"])[-1] == "lab:80"
