@@ -82,3 +82,105 @@ def straightforward_stg_hub_freq(z: torch.Tensor, model) -> torch.Tensor:
     X = lpf.to(torch.complex64) @ phi
     weights = torch.softmax(model.softmax_beta * X.abs(), dim=1)
     return model.freq_resolution * (weights @ torch.arange(len(freqs), dtype=torch.float32))
+
+
+# --- straightforward V1: the reference's structure (x and eps in autograd, traces kept) -------------
+def straightforward_v1_s_e(z: torch.Tensor, model) -> torch.Tensor:
+    """(batch,) s_E with every Euler update recorded by autograd and the whole trace stored."""
+    batch, trials = z.shape[0], model.num_trials
+    W = torch.tensor(model.W)
+    h = torch.tensor(model.h_baseline) + model.contrast * torch.tensor(model.h_contrast)
+    sigma = model.noise_scale * z[:, None, :, None] * math.sqrt(1 + model.tau / model.tau_noise)
+    x = model.x0_low + (model.x0_high - model.x0_low) * model.rand(batch, trials, 4, 1, like=z)
+    eps = torch.zeros_like(x)
+    xs = [x]
+    for _ in range(model.num_steps):
+        B = model.randn(batch, trials, 4, 1, like=z) * math.sqrt(model.dt)
+        dx = (-x + torch.relu(W @ x + h[:, None] + eps) ** 2) / model.tau
+        deps = (-eps + math.sqrt(2 * model.tau_noise) * sigma * B / model.dt) / model.tau_noise
+        x, eps = x + dx * model.dt, eps + deps * model.dt
+        xs.append(x)
+    x_t = torch.cat(xs, dim=3)[:, :, 0, model.window_start:]
+    return x_t.std(dim=-1, unbiased=False).mean(dim=1)
+
+
+# --- harness -------------------------------------------------------------------------------------
+def _time_iterations(statistic, z_sampler, repeats: int) -> list[float]:
+    """Wall seconds of ``repeats`` forward + backward passes (after one warm-up call)."""
+    times = []
+    for i in range(repeats + 1):
+        z = z_sampler().requires_grad_()
+        start = time.perf_counter()
+        statistic(z).sum().backward()
+        if i:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def _python_fraction(statistic, z_sampler) -> float:
+    """Share of one iteration's time spent in Python frames (cProfile: everything but C calls)."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    z = z_sampler().requires_grad_()
+    profiler.enable()
+    statistic(z).sum().backward()
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats
+    total = sum(s[2] for s in stats.values())
+    builtin = sum(s[2] for (filename, _, _), s in stats.items() if filename == "~")
+    return 1.0 - builtin / total if total else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: least disturbed by "
+                        "other jobs on a shared 2-core machine)")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    stg_lo, stg_hi = torch.tensor([4.0, 0.01], device=device), torch.tensor([8.0, 4.0], device=device)
+    stg_z = lambda: stg_lo + (stg_hi - stg_lo) * torch.rand(400, 2, device=device, generator=gen)  # noqa: E731
+    v1_z = lambda: 0.5 * torch.rand(100, 4, device=device, generator=gen)  # noqa: E731
+
+    stg_eager = load_model("stg", compile="off")
+    v1 = load_model("v1")
+    rows = [
+        ("stg", "straightforward (autograd, per-term ops)", lambda z: straightforward_stg_hub_freq(z, stg_eager), stg_z),
+        ("stg", "optimized eager (forward-mode tangents)", lambda z: stg_eager.emergent_statistics(z), stg_z),
+    ]
+    compile_s = None
+    if not args.no_compile:
+        stg_compiled = load_model("stg", compile="on")
+        start = time.perf_counter()
+        stg_compiled.emergent_statistics(stg_z().requires_grad_()).sum().backward()
+        compile_s = time.perf_counter() - start
+        rows.append(("stg", "optimized compiled (5-step chunks)", lambda z: stg_compiled.emergent_statistics(z), stg_z))
+    rows += [
+        ("v1", "straightforward (autograd incl. noise, traces kept)", lambda z: straightforward_v1_s_e(z, v1), v1_z),
+        ("v1", "optimized (unit OU outside autograd, running moments)", lambda z: v1.emergent_statistics(z), v1_z),
+    ]
+    print(f"device {device}, torch threads {args.threads}, {args.repeats} timed iterations each "
+          f"(shared CPU: compare rows of one run, not across runs)")
+    if compile_s is not None:
+        print(f"stg compile + first iteration: {compile_s:.1f} s")
+    print(f"{'model':5} {'variant':58} {'it/s (median)':>13} {'s/it min':>9} {'s/it max':>9} {'python %':>8}")
+    baseline = {}
+    for model_name, variant, statistic, sampler in rows:
+        times = _time_iterations(statistic, sampler, args.repeats)
+        median = statistics.median(times)
+        baseline.setdefault(model_name, median)
+        py = _python_fraction(statistic, sampler)
+        speedup = baseline[model_name] / median
+        print(f"{model_name:5} {variant:58} {1 / median:13.2f} {min(times):9.3f} {max(times):9.3f} "
+              f"{100 * py:7.1f}%  x{speedup:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -271,7 +271,7 @@ class STG(Model):
         doc="torch.compile the Euler steps in chunks ('auto': when it works here, else eager); "
         "compiling takes about a minute on a 2-core CPU, once per process and grad mode",
     )
-    steps_per_chunk = param.Integer(10, bounds=(1, None), doc="Euler steps per compiled call")
+    steps_per_chunk = param.Integer(5, bounds=(1, None), doc="Euler steps per compiled call")
     # --- membrane, reversal potentials, fixed conductances (eqs 42-47) ------------------------------
     C_m = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), doc="membrane capacitance (nF)")
     V_leak = param.Number(-40.0, doc="leak reversal potential (mV)")
