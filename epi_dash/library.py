@@ -17,7 +17,8 @@ from core.model import load_model
 from core.runs import Run, list_runs, load_run
 
 from .live import run_info
-from .views import pairplot, sensitive_dimensions
+from .pairplot import PairplotFigure
+from .views import sensitive_dimensions
 
 COLUMNS = ["run", "model", "property", "state", "converged", "entropy", "iterations", "date"]
 
@@ -64,7 +65,7 @@ def run_bundle(run: Run) -> io.BytesIO:
     return buf
 
 
-def saved_pairplot(run: Run, max_dims: int = 6, num_points: int = 2000) -> hv.Layout:
+def saved_pairplot(run: Run, max_dims: int = 6, num_points: int = 2000):
     """Static pairplot of a saved run's samples (no mode: that needs the flow)."""
     meta = run.meta
     model = load_model(meta["model"], **meta.get("model_params", {}))
@@ -73,8 +74,9 @@ def saved_pairplot(run: Run, max_dims: int = 6, num_points: int = 2000) -> hv.La
     s = run.samples
     snapshot = {"z": s["z"][:num_points], "log_q": s["log_q"][:num_points], "analysis": None}
     dims = sensitive_dimensions(None, model.dim, max_dims)
-    layout, _ = pairplot(hv.streams.Pipe(snapshot), info, dims)
-    return layout
+    figure = PairplotFigure(info, dims)
+    figure.update(snapshot)
+    return figure.layout
 
 
 def figures_html(run: Run) -> io.BytesIO:
@@ -166,7 +168,7 @@ class RunLibrary(pn.viewable.Viewer):
                 f"state: {meta.get('state')} · converged: {meta.get('converged')} · "
                 f"iterations: {meta.get('iterations')}")
             try:
-                body = pn.pane.HoloViews(saved_pairplot(run, max_dims=4, num_points=1000))
+                body = pn.pane.Bokeh(saved_pairplot(run, max_dims=4, num_points=1000))
             except Exception as exc:
                 body = pn.pane.Markdown(f"*No samples to show: {exc}*")
             columns.append(pn.Column(header, body))

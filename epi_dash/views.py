@@ -184,7 +184,7 @@ def direction_segments(analysis: dict[str, Any] | None, i: int, j: int, max_arro
     return pd.DataFrame(rows, columns=cols)
 
 
-def _limits(info: RunInfo, snapshot: dict[str, Any], i: int) -> tuple[float, float]:
+def axis_limits(info: RunInfo, snapshot: dict[str, Any], i: int) -> tuple[float, float]:
     """Axis range: the samples' spread (padded) inside the parameter's bounds."""
     z = snapshot["z"]
     lo, hi = float(info.lower[i]), float(info.upper[i])
@@ -193,66 +193,6 @@ def _limits(info: RunInfo, snapshot: dict[str, Any], i: int) -> tuple[float, flo
     q = np.nanpercentile(z[:, i], [0.5, 99.5])
     pad = 0.15 * max(q[1] - q[0], 1e-3 * (hi - lo))
     return max(lo, q[0] - pad), min(hi, q[1] + pad)
-
-
-def pair_panel(data: dict[str, Any], info: RunInfo, i: int, j: int) -> hv.Overlay:
-    """Lower-triangle panel: z_j (x) vs z_i (y), points colored by log q, mode star, Hessian arrows."""
-    snapshot = data
-    z, log_q = snapshot["z"], snapshot["log_q"]
-    xd = hv.Dimension(f"z{j}", label=info.parameter_label(j), range=_limits(info, snapshot, j))
-    yd = hv.Dimension(f"z{i}", label=info.parameter_label(i), range=_limits(info, snapshot, i))
-    frame = pd.DataFrame({f"z{j}": z[:, j], f"z{i}": z[:, i], "log_q": log_q})
-    points = hv.Points(frame, [xd, yd], [hv.Dimension("log_q", label="log q")]).opts(
-        color="log_q", cmap="viridis", size=3, alpha=0.6, tools=["tap", "hover"])
-    analysis = snapshot.get("analysis")
-    star_xy = [(analysis["mode"][j], analysis["mode"][i])] if analysis else []
-    star = hv.Points(star_xy, [xd, yd]).opts(marker="star", size=16, color="black", line_color="white")
-    arrows = direction_segments(analysis, i, j).rename(columns={"x0": f"z{j}", "y0": f"z{i}"})
-    segs = hv.Segments(arrows, [xd, yd, "x1", "y1"], ["kind", "eigenvalue"]).opts(
-        color="kind", cmap=KIND_COLORS, line_width=3, show_legend=False)
-    return (points * segs * star).opts(show_legend=False)
-
-
-def marginal_panel(data: dict[str, Any], info: RunInfo, i: int) -> hv.Overlay:
-    """Diagonal panel: histogram of z_i, mode marked."""
-    snapshot = data
-    z = snapshot["z"]
-    lo, hi = _limits(info, snapshot, i)
-    edges = np.linspace(lo, hi, 31)
-    counts = np.histogram(z[:, i], bins=edges, density=True)[0] if len(z) else np.zeros(30)
-    xd = hv.Dimension(f"z{i}", label=info.parameter_label(i), range=(lo, hi))
-    hist = hv.Histogram((edges, counts), kdims=[xd], vdims=["density"]).opts(
-        color="#9ecae1", line_color="#3182bd", tools=["hover"])
-    analysis = snapshot.get("analysis")
-    mode = hv.VLine(float(analysis["mode"][i]) if analysis else np.nan).opts(color="black", line_width=2)
-    return hist * mode
-
-
-def pairplot(snapshots: hv.streams.Pipe, info: RunInfo, dims: list[int], size: int | None = None
-             ) -> tuple[hv.Layout, dict[tuple[int, int], hv.DynamicMap]]:
-    """Lower-triangle pairplot of the chosen parameter indices ``dims``; returns the layout and the
-    off-diagonal DynamicMaps (keyed (i, j)) so callers can attach Tap streams."""
-    n = len(dims)
-    size = size or (200 if n <= 3 else 150 if n <= 5 else 110)
-    cells, scatters = [], {}
-    for r, i in enumerate(dims):
-        for c, j in enumerate(dims):
-            if c > r:
-                cells.append(hv.Empty())
-                continue
-            show_x, show_y = r == n - 1, c == 0
-            common = dict(width=size + (45 if show_y else 0), height=size + (35 if show_x else 0),
-                          xaxis="bottom" if show_x else None, yaxis="left" if show_y else None,
-                          toolbar=None, show_grid=False)
-            if c == r:
-                dm = hv.DynamicMap(partial(marginal_panel, info=info, i=i), streams=[snapshots])
-                cells.append(dm.opts(hv.opts.Overlay(**{**common, "yaxis": None}), hv.opts.Histogram(framewise=True)))
-            else:
-                dm = hv.DynamicMap(partial(pair_panel, info=info, i=i, j=j), streams=[snapshots])
-                scatters[(i, j)] = dm
-                cells.append(dm.opts(hv.opts.Overlay(**common), hv.opts.Points(framewise=True)))
-    layout = hv.Layout(cells).cols(n).opts(shared_axes=False)
-    return layout, scatters
 
 
 # --- activity and predictions -----------------------------------------------------------------------

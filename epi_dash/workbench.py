@@ -31,8 +31,9 @@ from .library import RunLibrary
 from .live import LiveRun, run_info
 from .runner import TrainingRunner
 from .state import SetupState, copy_model, device_choices
-from .views import (constraint_view, entropy_view, pairplot, penalty_view, predictive_view,
-                    sensitive_dimensions, statistic_scatter_view, statistic_view, traces_view)
+from .pairplot import PairplotFigure
+from .views import (constraint_view, entropy_view, penalty_view, predictive_view, sensitive_dimensions,
+                    statistic_scatter_view, statistic_view, traces_view)
 
 log = logging.getLogger(__name__)
 
@@ -348,6 +349,8 @@ class Workbench(pn.viewable.Viewer):
         means = means if means is not None else [self.setup.means.get(s, 0.0) for s in model.statistic_names]
         stds = stds if stds is not None else [self.setup.stds.get(s, 1.0) for s in model.statistic_names]
         self.live = LiveRun(run_info(model, means, stds))
+        self._pairplot: PairplotFigure | None = None
+        self.live.snapshots.add_subscriber(self._on_snapshot)
         self.explorer = DegeneracyExplorer(copy_model(model))
         self._probe_model = model
         self._rebuild_views()
@@ -398,14 +401,21 @@ class Workbench(pn.viewable.Viewer):
     def _render_pairplot(self, _event=None) -> None:
         dims = sorted(self.dims_select.value)[:MAX_PAIRPLOT_DIMS]
         if len(dims) < 2:
+            self._pairplot = None
             self.pairplot_area.objects = [pn.pane.Markdown("Choose at least two parameters.")]
             return
-        layout, scatters = pairplot(self.live.snapshots, self.live.info, dims)
-        for (i, j), dm in scatters.items():
-            tap = hv.streams.Tap(source=dm, x=None, y=None)
-            tap.add_subscriber(partial(self._on_tap, i, j))
-        self.pairplot_area.objects = [pn.pane.HoloViews(layout, linked_axes=False)]
+        self._pairplot = PairplotFigure(self.live.info, dims, on_tap=self._on_tap)
+        self._pairplot.update(self.live.snapshot)
+        legend = pn.pane.Markdown(
+            "Color: log q (yellow = more probable) · ★ mode · arrows at the mode: "
+            "<span style='color:#d62728'>■ sensitive</span> / <span style='color:#1f77b4'>■ degenerate</span>"
+            " (length 1/√|λ|) · click a dot to simulate it", styles={"font-size": "12px"})
+        self.pairplot_area.objects = [pn.pane.Bokeh(self._pairplot.layout), legend]
         self._arrange_samples()
+
+    def _on_snapshot(self, data: dict[str, Any]) -> None:
+        if self._pairplot is not None:
+            self._pairplot.update(data)
 
     def _arrange_samples(self) -> None:
         """Pairplot and explorer side by side when the grid is small, stacked when it is wide."""
@@ -417,14 +427,9 @@ class Workbench(pn.viewable.Viewer):
         side_by_side = len(self.dims_select.value) <= 5 and not self.explain
         self.samples_area.objects = [pn.Row(*views, sizing_mode="stretch_width")] if side_by_side else views
 
-    def _on_tap(self, i: int, j: int, x: float | None = None, y: float | None = None) -> None:
-        """Probe the displayed sample nearest to the click in the (z_j, z_i) panel."""
-        z = self.live.snapshot["z"]
-        if x is None or y is None or len(z) == 0:
-            return
-        scale = np.maximum(z.std(0), 1e-12)
-        dist = ((z[:, j] - x) / scale[j]) ** 2 + ((z[:, i] - y) / scale[i]) ** 2
-        self.explorer.clicked = z[int(np.argmin(dist))]
+    def _on_tap(self, z: np.ndarray) -> None:
+        """Probe a sample clicked in the pairplot."""
+        self.explorer.clicked = z
         self._update_probe()
 
     def _on_analysis(self) -> None:

@@ -11,6 +11,7 @@ import torch
 from core.model import load_model
 from epi_dash.explorer import DegeneracyExplorer, direction_options
 from epi_dash.live import LiveRun, run_info
+from epi_dash.pairplot import MAX_POINTS, PairplotFigure
 from epi_dash.runner import RunnerEvent
 from epi_dash import views as V
 
@@ -96,16 +97,19 @@ def test_pairplot_has_lower_triangle_panels_with_samples_mode_and_arrows(d):
     info = _info(d)
     rng = np.random.default_rng(0)
     analysis = _analysis(d)
-    snap = {"z": rng.uniform(-1, 1, (500, d)), "log_q": rng.normal(size=500), "analysis": analysis}
-    layout, scatters = V.pairplot(hv.streams.Pipe(snap), info, list(range(d)))
-    assert len(scatters) == d * (d - 1) // 2
-    panel = scatters[(1, 0)][()]
-    assert len(panel.Points.I) == 500
-    assert panel.Points.I.dimensions()[0].label == "p0 (Hz)"
-    star = panel.Points.II
-    assert star.array().tolist() == [[analysis["mode"][0], analysis["mode"][1]]]
-    assert len(panel.Segments.I) >= 2
-    hv.render(layout)
+    taps = []
+    figure = PairplotFigure(info, list(range(d)), on_tap=taps.append)
+    figure.update({"z": rng.uniform(-1, 1, (3000, d)), "log_q": rng.normal(size=3000), "analysis": analysis})
+    assert len(figure.layout.children) == d * (d + 1) // 2  # lower triangle with the diagonal
+    assert len(figure.source.data["z0"]) == MAX_POINTS  # capped for the browser
+    assert figure.mode_source.data[f"z{d - 1}"] == [pytest.approx(analysis["mode"][d - 1])]
+    assert len(figure.arrow_sources[(1, 0)].data["x0"]) >= 2
+    assert sum(figure.hist_sources[0].data["top"]) > 0
+    assert figure.ranges[0].start >= -5.0 and figure.ranges[0].end <= 5.0
+    bottom_left = next(f for f, r, c in figure.layout.children if (r, c) == (d - 1, 0))
+    assert bottom_left.xaxis[0].axis_label == "p0 (Hz)" and bottom_left.yaxis[0].axis_label == f"p{d - 1} (Hz)"
+    figure.source.selected.indices = [7]  # what a click in the browser sends
+    assert taps[-1].shape == (d,) and taps[-1][0] == figure.source.data["z0"][7]
 
 
 def test_hessian_arrows_have_length_inverse_sqrt_eigenvalue():
@@ -130,9 +134,9 @@ def test_large_models_default_to_the_parameters_loading_on_sensitive_directions(
     assert len(dims) == 6 and {17, 233} <= set(dims)
     assert V.sensitive_dimensions(None, 3) == [0, 1, 2]
     rng = np.random.default_rng(0)
-    layout, scatters = V.pairplot(hv.streams.Pipe({"z": rng.normal(size=(100, d)), "log_q": np.zeros(100),
-                                                   "analysis": None}), _info(d), dims)
-    assert len(scatters) == 15
+    figure = PairplotFigure(_info(d), dims)
+    figure.update({"z": rng.normal(size=(100, d)), "log_q": np.zeros(100), "analysis": None})
+    assert len(figure.arrow_sources) == 15 and set(figure.ranges) == set(dims)
 
 
 def test_predictive_and_statistic_space_views():
