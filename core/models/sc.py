@@ -163,19 +163,28 @@ class SuperiorColliculus(Model):
         """
         if z.ndim != 2 or z.shape[-1] != 4:
             raise InputError("z", f"SC needs z of shape (batch, 4); got {tuple(z.shape)}")
-        W = sc_connectivity(z)[:, None]  # (batch, 1, 4, 4), symmetric
-        h = self.inputs(z)  # (T, 2, 4)
-        gain = self.activity_gain(gamma, period, z)  # (T + 1,)
-        shape = (z.shape[0], len(SC_CONDITIONS), num_trials, 4)
-        x = (self.x0_mean + self.x0_std * self.randn(*shape, like=z)).clamp(1e-4, 1 - 1e-4)
-        u = self.a + self.b * torch.atanh(2 * x - 1)
-        x = gain[0] * x
+        # Integrate w = (2 / b)(u - a), in which x = phi(u) = sigmoid(w): the Euler step
+        # w += step (2/b)(-(u - a) + W x + h - a + noise) then needs one fused matmul-add per step.
         step = self.dt / self.tau
+        scale = 2.0 / self.b
+        W = (step * scale) * sc_connectivity(z)  # (batch, 4, 4), symmetric
+        h = (step * scale) * (self.inputs(z) - self.a)  # (T, 2, 4)
+        noise_sd = step * scale * self.noise_std
+        gain = self.activity_gain(gamma, period, z)  # (T + 1,)
+        inactivated = bool((gain < 1).any())
+        batch, tasks = z.shape[0], len(SC_CONDITIONS)
+        shape = (batch, tasks, num_trials, 4)
+        x = (self.x0_mean + self.x0_std * self.randn(*shape, like=z)).clamp(1e-4, 1 - 1e-4)
+        w = torch.logit(x)
+        x = gain[0] * x if inactivated else x
         trace = [x]
         for k in range(self.num_steps):
-            drive = x @ W + h[k][:, None] + self.noise_std * self.randn(*shape, like=z)
-            u = u + step * (drive - u)
-            x = gain[k + 1] * self.phi(u)
+            drift = (1.0 - step) * w + h[k][:, None] + noise_sd * self.randn(*shape, like=z)
+            # x @ W for every (z, task) at once: (batch, 2 * trials, 4) @ (batch, 4, 4)
+            w = torch.baddbmm(drift.reshape(batch, -1, 4), x.reshape(batch, -1, 4), W).reshape(shape)
+            x = torch.sigmoid(w)
+            if inactivated:
+                x = gain[k + 1] * x
             if keep_trace:
                 trace.append(x)
         return torch.stack(trace, dim=-2) if keep_trace else x
