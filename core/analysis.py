@@ -48,7 +48,7 @@ class EPIDistribution:
         return int(key)
 
     def _as_z(self, z: Tensor) -> Tensor:
-        z = torch.as_tensor(z, dtype=torch.float32, device=self.device)
+        z = torch.as_tensor(z, dtype=self.flow.box.lower.dtype, device=self.device)
         return z[None] if z.ndim == 1 else z
 
     @torch.no_grad()

@@ -102,7 +102,8 @@ def read_trace_rows(path: str | Path) -> list[list[float]]:
     with open(f, newline="") as fh:
         reader = csv.reader(fh)
         next(reader, None)
-        return [[float(v) for v in row] for row in reader]
+        # iteration and epoch are integers; the rest floats
+        return [[int(row[0]), int(row[1]), *map(float, row[2:])] for row in reader]
 
 
 @dataclass

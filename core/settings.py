@@ -50,6 +50,9 @@ class OptimizerSettings(param.Parameterized):
     stop_early = param.Boolean(True, doc="stop at the first epoch that passes the convergence test")
     seed = param.Integer(1, doc="random seed (flow init, samples, simulator noise, c-test draws)")
     device = param.Selector(default="auto", objects=["auto", "cpu", "cuda"], doc="where to train")
+    num_threads = param.Integer(1, bounds=(0, None), doc=(
+        "CPU threads for torch's intra-op pool while training (process-wide; 0 leaves torch's default). "
+        "1 is fastest for the small batched ops of most models, and far faster when cores are shared"))
     test_chunk = param.Integer(50_000, bounds=(100, None), doc="samples per vectorized chunk in the tests")
 
 

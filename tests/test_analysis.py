@@ -1,0 +1,70 @@
+"""EPIDistribution: log q, gradients and Hessians (torch.func), modes, directions."""
+
+import pytest
+import torch
+
+from core import EPITrainer, InputError, load_model, settings_for
+
+
+@pytest.fixture(scope="module")
+def dist():
+    model = load_model("lds")
+    flow, opt = settings_for(model, init_iters=50, seed=2)
+    tr = EPITrainer(model, None, flow, opt)
+    tr.initialize()
+    with torch.no_grad():  # a generic, non-Gaussian q
+        g = torch.Generator().manual_seed(0)
+        for p in tr.flow.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    return tr.distribution
+
+
+def test_grad_and_hessian_match_finite_differences(dist):
+    z = dist.sample(3).double()
+    flow = dist.flow.double()
+    try:
+        G = dist.grad_log_prob(z.float()).double()
+        H = dist.hessian(z)
+        eps = 1e-4
+        for i in range(4):
+            e = torch.zeros(4, dtype=torch.float64)
+            e[i] = eps
+            fd = (flow.log_prob(z + e) - flow.log_prob(z - e)) / (2 * eps)
+            assert torch.allclose(G[:, i], fd, rtol=1e-3, atol=1e-3)
+            fd_grad = (torch.func.vmap(torch.func.grad(lambda x: flow.log_prob(x[None])[0]))(z + e)
+                       - torch.func.vmap(torch.func.grad(lambda x: flow.log_prob(x[None])[0]))(z - e)) / (2 * eps)
+            assert torch.allclose(H[:, :, i], fd_grad, rtol=1e-4, atol=1e-5)
+        assert torch.allclose(H, H.transpose(1, 2), atol=1e-8)
+    finally:
+        flow.float()
+
+
+def test_mode_is_a_local_maximum(dist):
+    mode = dist.find_mode(num_starts=5)
+    g = dist.grad_log_prob(mode[None])[0]
+    assert g.norm() < 1e-2 * (1 + dist.log_prob(mode).abs().item())
+    directions = dist.hessian_directions(mode)
+    vals = directions.eigenvalues
+    assert torch.all(vals[:-1] <= vals[1:])  # sorted, most negative first
+    assert vals.max() < 0  # a maximum
+    assert directions.kinds[0] == "sensitive"
+    V = directions.eigenvectors
+    assert torch.allclose(V.T @ V, torch.eye(4), atol=1e-5)
+    assert dist.log_prob(mode).item() >= dist.log_prob(dist.sample(500)).max().item() - 1e-3
+
+
+def test_conditional_mode_holds_coordinates_fixed(dist):
+    mode = dist.find_mode(num_starts=3, fixed={"a2": -3.0, 3: 1.5})
+    assert mode[1].item() == pytest.approx(-3.0, abs=1e-5)
+    assert mode[3].item() == pytest.approx(1.5, abs=1e-5)
+    with pytest.raises(InputError) as err:
+        dist.find_mode(fixed={"a1": 20.0})
+    assert err.value.field == "fixed[a1]"
+
+
+def test_predictive_and_trajectories(dist):
+    f = dist.predictive(100)
+    assert f.shape == (100, 2) and torch.isfinite(f).all()
+    traj = dist.trajectories(dist.sample(3))
+    assert traj.x.shape == (3, 150, 2) and traj.t.shape == (150,) and traj.names == ["x1", "x2"]
+    assert abs(traj.x[:, 0, 0] - 2**-0.5).max() < 1e-5  # starts at x0
