@@ -47,27 +47,21 @@ def rank2_lambda1_real(U: Tensor, V: Tensor, eps: float = 1e-12) -> Tensor:
     return 0.5 * (trace + root)
 
 
-def _symmetric_part_factors(U: Tensor, V: Tensor) -> tuple[Tensor, Tensor]:
-    """W^s = (U V^T + V U^T) / 2 = A M A^T with A = [U V]: (batch, N, 4), M = [[0, I], [I, 0]] / 2."""
-    A = torch.cat([U, V], dim=-1)
-    eye = torch.eye(2, dtype=torch.float64, device=U.device)
-    zero = torch.zeros_like(eye)
-    M = 0.5 * torch.cat([torch.cat([zero, eye], 1), torch.cat([eye, zero], 1)], 0)
-    return A, M
+def _reduced_symmetric_part(U: Tensor, V: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """W^s = (U V^T + V U^T) / 2 = A M A^T with A = [U V]: (batch, N, 4) and M = [[0, I], [I, 0]] / 2.
 
-
-def _reduced_symmetric_part(U: Tensor, V: Tensor) -> tuple[Tensor, Tensor]:
-    """S = L^T M L (batch, 4, 4) with L L^T = A^T A (Cholesky of the 4x4 Gram matrix, float64) and L.
-
-    A = Q L^T with Q (N x 4) orthonormal, so W^s = Q S Q^T: the nonzero eigenvalues of W^s are those of S
-    and its eigenvectors are Q y = A L^-T y. Needs N >= 4 (a full-rank Gram matrix).
+    With the Cholesky factor L L^T = A^T A of the 4x4 Gram matrix (float64), A = Q L^T for an
+    orthonormal Q (N x 4), so W^s = Q S Q^T with S = L^T M L = sym(L_u^T L_v) (L_u, L_v: the two row
+    blocks of L): the nonzero eigenvalues of W^s are those of S, its eigenvectors Q y = A L^-T y.
+    Needs N >= 4 (a full-rank Gram matrix). Returns (S (batch, 4, 4), L, A).
     """
-    A, M = _symmetric_part_factors(U, V)
+    A = torch.cat([U, V], dim=-1)
     gram = (A.transpose(-1, -2) @ A).double()
     # tiny relative jitter: keeps the Cholesky defined if two factors happen to be collinear
     jitter = 1e-12 * gram.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None]
     L = torch.linalg.cholesky(gram + jitter * torch.eye(4, dtype=gram.dtype, device=gram.device))
-    return L.transpose(-1, -2) @ M @ L, L
+    cross = L[..., :2, :].transpose(-1, -2) @ L[..., 2:, :]
+    return 0.5 * (cross + cross.transpose(-1, -2)), L, A
 
 
 def symmetric_part_top_eigenvalue(U: Tensor, V: Tensor) -> Tensor:
@@ -80,7 +74,7 @@ def symmetric_part_top_eigenvalue(U: Tensor, V: Tensor) -> Tensor:
     if N <= 4:
         W = U @ V.transpose(-1, -2)
         return torch.linalg.eigvalsh(0.5 * (W + W.transpose(-1, -2)))[..., -1]
-    S, _ = _reduced_symmetric_part(U, V)
+    S, _, _ = _reduced_symmetric_part(U, V)
     top = torch.linalg.eigvalsh(S)[..., -1]
     # the 4x4 problem misses W^s's zero eigenvalues (N > 4): the top one is at least 0
     return top.clamp(min=0.0).to(U.dtype)
@@ -93,9 +87,8 @@ def most_amplified_direction(U: Tensor, V: Tensor) -> Tensor:
         if N <= 4:
             W = U @ V.transpose(-1, -2)
             return torch.linalg.eigh(0.5 * (W + W.transpose(-1, -2)))[1][..., -1]
-        S, L = _reduced_symmetric_part(U, V)
+        S, L, A = _reduced_symmetric_part(U, V)
         y = torch.linalg.eigh(S)[1][..., -1:]  # (batch, 4, 1)
-        A, _ = _symmetric_part_factors(U, V)
         direction = (A.double() @ torch.linalg.solve_triangular(L.transpose(-1, -2), y, upper=True))[..., 0]
         return (direction / direction.norm(dim=-1, keepdim=True)).to(U.dtype)
 
