@@ -1,0 +1,82 @@
+"""The epi-dash command line, end to end on tiny settings."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from epi_dash.cli import main
+
+TINY = ["--set", "iters_per_epoch=25", "--set", "num_epochs=2", "--set", "batch_size=64",
+        "--set", "num_test_batches=20", "--set", "init_iters=5", "--quiet"]
+
+
+def test_train_info_sample(tmp_path, capsys):
+    out = tmp_path / "lds"
+    code = main(["train", "lds", "--out", str(out), "--seed", "3", "--mean", "real_lambda1=0.1", *TINY])
+    assert code in (0, 3)  # converged or not within the tiny budget, but finished
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["model"] == "lds" and meta["seed"] == 3 and meta["iterations"] == 50
+    assert meta["property"]["mean"][0] == 0.1 and meta["optimizer"]["iters_per_epoch"] == 25
+    assert len(meta["history"]) == 2 and meta["parameter_names"] == ["a1", "a2", "a3", "a4"]
+    assert (out / "trace.csv").read_text().count("\n") == 51
+
+    assert main(["info", str(out)]) == 0
+    assert "epoch   2" in capsys.readouterr().out
+
+    assert main(["sample", str(out), "-n", "300", "-o", str(tmp_path / "s.csv")]) == 0
+    rows = (tmp_path / "s.csv").read_text().splitlines()
+    assert rows[0] == "a1,a2,a3,a4,log_q" and len(rows) == 301
+    assert main(["sample", str(out), "-n", "50", "-o", str(tmp_path / "s.npz")]) == 0
+    z = np.load(tmp_path / "s.npz")["z"]
+    assert z.shape == (50, 4) and np.all(np.abs(z) <= 10)
+
+
+def test_seeds_keep_max_entropy_converged(tmp_path):
+    out = tmp_path / "osc"
+    spec = f"{Path(__file__).parent / 'data' / 'oscillator_model.py'}:DampedOscillator"
+    code = main(["train", spec, "--out", str(out), "--seeds", "2", "--std", "decay=2", "--std", "frequency=1",
+                 "--mean", "frequency=1", *TINY])
+    sel = json.loads((out / "selection.json").read_text())
+    assert [r["seed"] for r in sel["runs"]] == [1, 2]
+    converged = [r for r in sel["runs"] if r["converged"]]
+    if converged:
+        assert code == 0
+        best = max(converged, key=lambda r: r["entropy"])
+        assert sel["chosen"] == best["run_dir"] and (out / "samples.npz").is_file()
+    else:
+        assert code == 3 and sel["chosen"] is None
+
+
+def test_bad_input_names_the_field(tmp_path, capsys):
+    assert main(["train", "lds", "--out", str(tmp_path / "x"), "--std", "real_lambda1=-1", *TINY]) == 2
+    assert "std[real_lambda1]" in capsys.readouterr().err
+    assert main(["train", "lds", "--set", "bogus=1", *TINY]) == 2
+    assert "set[bogus]" in capsys.readouterr().err
+    assert main(["train", "lds", "--mean", "freq=1", *TINY]) == 2
+    assert "mean[freq]" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "missing")]) == 2
+    assert "run_dir" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_stop_and_resume_from_cli(tmp_path):
+    """A run stopped mid-way (as Ctrl-C does) resumes with `epi-dash resume`."""
+    from core import EPITrainer, load_model, settings_for
+
+    model = load_model("lds")
+    flow, opt = settings_for(model, iters_per_epoch=25, num_epochs=2, batch_size=64, num_test_batches=20,
+                             init_iters=5)
+    tr = EPITrainer(model, None, flow, opt, run_dir=tmp_path / "r")
+    tr.add_callback(on_iteration=lambda r: tr.request_stop() if r.iteration == 10 else None)
+    assert tr.train().state == "stopped"
+    assert main(["resume", str(tmp_path / "r"), "--quiet"]) in (0, 3)
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["iterations"] == 50
+
+
+def test_console_script_lists_models():
+    exe = shutil.which("epi-dash") or str(Path(__file__).parents[1] / ".venv" / "bin" / "epi-dash")
+    out = subprocess.run([exe, "models"], capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "lds:" in out and "real_lambda1" in out
