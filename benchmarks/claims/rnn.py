@@ -124,9 +124,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="flow/optimizer setting override, e.g. mixing=lu")
     args = parser.parse_args(argv)
-    rows = run(quick=args.quick, Ns=args.N, seed=args.seed, threads=args.threads,
-               overrides=parse_overrides(args.set))
-    print_table(rows)
+    Ns = tuple(args.N or (QUICK_N if args.quick else PAPER_N))
+    for N in Ns:  # one table per N, printed as soon as it is done
+        print_table(run(Ns=(N,), seed=args.seed, threads=args.threads, overrides=parse_overrides(args.set)))
+        print(flush=True)
 
 
 if __name__ == "__main__":
