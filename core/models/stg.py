@@ -53,7 +53,7 @@ SYN_A = _neuron_pairs_matrix((("f1", "hub"), ("s1", "hub")))
 class STGConstants:
     """Every fixed quantity of one Euler step, in SI units (V, S, F, s), on one device.
 
-    Per-neuron vectors are (5,); ``coupling`` is (5, 15): V @ [LAPLACIAN | SYN_B | SYN_A] blocks."""
+    Per-neuron conductances are (5,); ``laplacian``, ``syn_b``, ``syn_a`` are (5, 5) [pre, post]."""
 
     dt_over_cm: float
     sigma_I: float
@@ -344,8 +344,12 @@ class STG(Model):
         return self.dt
 
     # --- fixed tensors, built once per device/dtype -------------------------------------------------
+    def _cache_key(self, like: Tensor) -> tuple:
+        """Device, dtype and every hyperparameter: a changed param invalidates the cached tensors."""
+        return like.device, like.dtype, repr(sorted(self.hyperparameters().items()))
+
     def constants(self, like: Tensor) -> STGConstants:
-        key = (like.device, like.dtype)
+        key = self._cache_key(like)
         if key not in self._constants:
             def vec(values, scale):
                 return torch.tensor(values, device=like.device, dtype=like.dtype) * scale
@@ -373,7 +377,8 @@ class STG(Model):
         return np.arange(n) * self.freq_resolution
 
     def basis(self, like: Tensor) -> Tensor:
-        key = (like.device, like.dtype)
+        """The measurement's linear map (see ``frequency_basis``): (T + 1, 2F)."""
+        key = self._cache_key(like)
         if key not in self._bases:
             b = frequency_basis(self.num_steps + 1, self.dt, self.drop_samples, self.average_window,
                                 self.frequencies)
