@@ -144,3 +144,39 @@ def test_a_few_epi_iterations():
     assert all(np.isfinite(r.entropy) and 0 <= r.f_mean[0] <= 1 for r in records)
     z = result.distribution.sample(5)
     assert z.shape == (5, 2) and bool(((z[:, 0] > 4) & (z[:, 0] < 8) & (z[:, 1] > 0.01) & (z[:, 1] < 4)).all())
+
+
+def test_chunked_steps_match_one_pass():
+    """The chunking used for compiled steps (here with the eager steps, 7 does not divide 64)."""
+    model = stg(num_steps=64)
+    z = torch.tensor([[5.0, 1.0], [7.0, 3.0]])
+    noise = torch.randn(64, 2, 5, generator=torch.Generator().manual_seed(0))
+    x0, c = torch.tensor(model.x0), model.constants(z)
+    whole, d_whole = simulate_voltages(z, noise, x0, c, True)
+    chunked, d_chunked = simulate_voltages(z, noise, x0, c, True, steps_per_call=7)
+    torch.testing.assert_close(chunked, whole)
+    torch.testing.assert_close(d_chunked, d_whole)
+
+
+def test_compile_failure_falls_back_or_raises(monkeypatch):
+    def broken_compile(fn, **kw):
+        def run(*args):
+            raise RuntimeError("no compiler")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    z = torch.tensor([[5.0, 1.0]])
+    with pytest.warns(UserWarning, match="running eagerly"):
+        v = seeded(load_model("stg", compile="auto", num_steps=60)).simulate(z)
+    torch.testing.assert_close(v, stg(num_steps=60).simulate(z))
+    with pytest.raises(InputError) as err:
+        load_model("stg", compile="on", num_steps=60).simulate(z)
+    assert err.value.field == "compile"
+
+
+def test_changed_hyperparameters_take_effect():
+    model = stg(num_steps=60)
+    z = torch.tensor([[5.0, 1.0]])
+    assert model.simulate(z).shape == (1, 61, 5)
+    model.num_steps = 80
+    assert model.simulate(z).shape == (1, 81, 5) and model.basis(z).shape == (81, 202)
