@@ -165,7 +165,7 @@ def test_compile_failure_falls_back_or_raises(monkeypatch):
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    z = torch.tensor([[5.0, 1.0]])
+    z = torch.tensor([[5.0, 1.0]], requires_grad=True)  # compiled steps serve gradient batches
     with pytest.warns(UserWarning, match="running eagerly"):
         v = seeded(load_model("stg", compile="auto", num_steps=60)).simulate(z)
     torch.testing.assert_close(v, stg(num_steps=60).simulate(z))

@@ -274,8 +274,8 @@ class STG(Model):
     )
     compile = param.Selector(
         default="auto", objects=["auto", "on", "off"],
-        doc="torch.compile the Euler steps in chunks ('auto': when it works here, else eager); "
-        "compiling takes about a minute on a 2-core CPU, once per process and grad mode",
+        doc="torch.compile the Euler steps of gradient batches in chunks ('auto': when it works here, "
+        "else eager); compiling takes one to three minutes on a 2-core CPU, once per process",
     )
     steps_per_chunk = param.Integer(5, bounds=(1, None), doc="Euler steps per compiled call")
     # --- membrane, reversal potentials, fixed conductances (eqs 42-47) ------------------------------
@@ -391,14 +391,15 @@ class STG(Model):
         noise = self.randn(self.num_steps, z.shape[0], 5, like=z)
         x0 = torch.tensor(self.x0, device=z.device, dtype=z.dtype)
         c = self.constants(z)
-        steps, per_call = self._steps()
         if torch.is_grad_enabled() and z.requires_grad:
-            return STGSimulation.apply(z, noise, x0, c, steps, per_call)
-        return simulate_voltages(z.detach(), noise, x0, c, False, steps, per_call)[0]
+            return STGSimulation.apply(z, noise, x0, c, *self._steps())
+        # without gradients (tests of q, plots) batches are large or few: eager costs little there,
+        # and a second compiled graph would cost another minute
+        return simulate_voltages(z.detach(), noise, x0, c, False)[0]
 
     def _steps(self):
-        """The Euler-steps function and its chunk length: compiled (torch.compile) when ``compile``
-        allows it and it works here, else the eager ``euler_steps``."""
+        """The Euler-steps function for training (with tangents) and its chunk length: compiled
+        (torch.compile) when ``compile`` allows it and it works here, else the eager ``euler_steps``."""
         if self.compile == "off" or self._compiled is False:
             return euler_steps, None
         if self._compiled is None:
