@@ -42,8 +42,9 @@ class DegeneracyExplorer(param.Parameterized):
         self.model = model
         lower, upper = model.bounds()
         width = (upper - lower).numpy()
-        self._lower = lower.numpy() + 1e-4 * width
-        self._upper = upper.numpy() - 1e-4 * width
+        # strictly inside the box (log q is -inf on its faces); the mode itself is never moved
+        self._lower = lower.numpy() + 1e-6 * width
+        self._upper = upper.numpy() - 1e-6 * width
 
     def probe(self) -> np.ndarray | None:
         """The probed z: (d,), or None before any mode is known."""

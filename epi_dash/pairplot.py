@@ -37,6 +37,8 @@ class PairplotFigure:
                  size: int | None = None):
         self.info, self.dims, self.on_tap = info, list(dims), on_tap
         n, size = len(dims), size or panel_size(len(dims))
+        #: pixel size of the whole grid (axes and the merged toolbar included)
+        self.width, self.height = n * size + 50 + 40, n * size + 40
         cols = {f"z{i}": [] for i in self.dims}
         self.source = ColumnDataSource({**cols, "log_q": [], "index": []})
         self.mode_source = ColumnDataSource(dict(cols))
@@ -47,6 +49,8 @@ class PairplotFigure:
         self.hist_ranges: dict[int, Range1d] = {}
         self._z = np.zeros((0, len(info.parameter_names)))
         rows = []
+        #: figure of each grid cell (row, col), None above the diagonal
+        self.cells: list[list] = rows
         for r, i in enumerate(self.dims):
             row = []
             for c, j in enumerate(self.dims):

@@ -52,9 +52,9 @@ class RunnerEvent:
 class AnalysisSettings:
     """How much work one analysis does (mode search, Hessian at the mode, predictive draws)."""
 
-    num_starts: int = 4
-    num_samples: int = 1000
-    steps: int = 150
+    num_starts: int = 2
+    num_samples: int = 500
+    steps: int = 100
     num_predictive: int = 1000
 
 
@@ -116,6 +116,8 @@ class TrainingRunner:
         self.events: queue.Queue[RunnerEvent] = queue.Queue()
         self.trainer: EPITrainer | None = None
         self.run_dir: Path | None = None
+        #: the newest iteration record (read by UIs between batched refreshes)
+        self.last_iteration: dict[str, Any] | None = None
         #: the (frozen) q of the newest analysis, safe to evaluate from the UI thread
         self.latest_distribution: EPIDistribution | None = None
         self._thread: threading.Thread | None = None
@@ -247,7 +249,9 @@ class TrainingRunner:
         )
 
     def _on_iteration(self, record: IterationRecord) -> None:
-        self._put("iteration", **asdict(record))
+        data = asdict(record)
+        self.last_iteration = data
+        self._put("iteration", **data)
         trainer = self.trainer
         if record.iteration % self.snapshot_every == 0:
             self._put_snapshot(trainer)

@@ -196,28 +196,24 @@ def axis_limits(info: RunInfo, snapshot: dict[str, Any], i: int) -> tuple[float,
 
 
 # --- activity and predictions -----------------------------------------------------------------------
-def traces_view(traces: hv.streams.Pipe) -> hv.DynamicMap:
-    """x(t) at the mode (solid) and at the probed point (dashed). Pipe data: {"mode": Trajectories
-    | None, "probe": Trajectories | None, "message": str}."""
+def traces_view(traces: hv.streams.Pipe, names: list[str], time_unit: str = "s", value_unit: str = "") -> hv.DynamicMap:
+    """x(t) of each population ``names`` at the mode (solid) and at the probed point (dashed).
+    Pipe data: {"mode": Trajectories | None, "probe": Trajectories | None}. Every frame has the same
+    curves (empty when a trajectory is missing): BokehJS cannot follow a legend that changes shape."""
 
     def render(data: dict[str, Any]) -> hv.Overlay:
         curves = []
-        time_unit, value_unit = "s", ""
         for key, dash in (("mode", "solid"), ("probe", "dashed")):
             traj: Trajectories | None = data.get(key)
-            if traj is None:
-                continue
-            time_unit, value_unit = traj.time_unit, traj.value_unit
-            for p, name in enumerate(traj.names):
-                curves.append(hv.Curve((traj.t, traj.x[0, :, p]), "t", "x", label=f"{name} ({key})").opts(
+            for p, name in enumerate(names):
+                xy = (traj.t, traj.x[0, :, p]) if traj is not None and p < traj.x.shape[2] else ([], [])
+                curves.append(hv.Curve(xy, "t", "x", label=f"{name} ({key})").opts(
                     color=PALETTE[p % len(PALETTE)], line_dash=dash, line_width=2))
-        x_label = f"time ({time_unit})"
-        y_label = f"activity ({value_unit})" if value_unit else "activity"
-        if not curves:
-            curves = [hv.Curve([], "t", "x")]
-        return hv.Overlay(curves).opts(hv.opts.Curve(xlabel=x_label, ylabel=y_label, tools=TOOLS))
+        return hv.Overlay(curves)
 
+    y_label = f"activity ({value_unit})" if value_unit else "activity"
     return hv.DynamicMap(render, streams=[traces]).opts(
+        hv.opts.Curve(xlabel=f"time ({time_unit})", ylabel=y_label, tools=TOOLS, framewise=True),
         hv.opts.Overlay(title="Simulated activity x(t): mode (solid), probe (dashed)", responsive=True,
                         height=300, legend_position="right", show_grid=True, framewise=True))
 

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import math
 import re
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,12 @@ from .views import (constraint_view, entropy_view, penalty_view, predictive_view
 
 log = logging.getLogger(__name__)
 
-DRAIN_PERIOD_MS = 300
+DRAIN_PERIOD_MS = 250
+#: live plots refresh at most this often, and never use more than 1 / (1 + REFRESH_DUTY) of the server's
+#: time: re-rendering the HoloViews views costs ~40-80 ms each on a busy 2-core machine (measured)
+MIN_REFRESH_S = 1.0
+MAX_REFRESH_S = 4.0
+REFRESH_DUTY = 9.0
 MAX_PAIRPLOT_DIMS = 8
 ADVANCED_FLOW = ["num_stages", "num_layers", "num_units", "post_affine", "batch_norm", "init_iters"]
 ADVANCED_OPT = ["batch_size", "lr", "c0", "gamma", "beta", "num_epochs", "iters_per_epoch", "alpha", "nu",
@@ -92,6 +98,7 @@ class Workbench(pn.viewable.Viewer):
         self.live: LiveRun | None = None
         self.explorer: DegeneracyExplorer | None = None
         self._doc = pn.state.curdoc
+        self._next_refresh = 0.0
         self._notifications = pn.state.notifications
         self._build_setup_widgets()
         self._build_main()
@@ -282,10 +289,17 @@ class Workbench(pn.viewable.Viewer):
 
     # ============================================================================ live updates
     def drain(self) -> None:
-        """Periodic callback: move queued runner events into the page in one batch."""
+        """Periodic callback: move queued runner events into the page in one batch (throttled)."""
+        training = self.live is not None and self.live.state.status in ("running", "starting", "stopping")
+        if time.monotonic() < self._next_refresh and self.runner.running:
+            last = self.runner.last_iteration  # cheap: keep the counters moving between plot refreshes
+            if training and last is not None and last["iteration"] > self.live.state.iteration:
+                self.live.state.iteration, self.live.state.wall_time = last["iteration"], last["wall_time"]
+                self._update_progress()
+            return
         events = self.runner.drain()
         if not events:
-            if self.live and self.live.state.status in ("running", "starting", "stopping"):
+            if training:
                 self._update_progress()
             return
         if self._doc is not None and self._doc.session_context is not None:
@@ -294,6 +308,14 @@ class Workbench(pn.viewable.Viewer):
             self.apply_events(events)
 
     def apply_events(self, events) -> None:
+        started = time.monotonic()
+        try:
+            self._apply_events(events)
+        finally:
+            spent = time.monotonic() - started
+            self._next_refresh = time.monotonic() + min(MAX_REFRESH_S, max(MIN_REFRESH_S, REFRESH_DUTY * spent))
+
+    def _apply_events(self, events) -> None:
         with pn.io.hold():
             for level, text in self.live.apply(events):
                 self.notify(level, text)
@@ -328,7 +350,10 @@ class Workbench(pn.viewable.Viewer):
         if st.run_dir:
             lines.append(f"Run: `{Path(st.run_dir).name}`")
         self.status.object = "  \n".join(lines)
-        self.epoch_table.value = self._epoch_frame()
+        shown = (id(self.live), len(st.epochs))
+        if getattr(self, "_shown_epochs", None) != shown:
+            self._shown_epochs = shown
+            self.epoch_table.value = self._epoch_frame()
         self.epoch_table.visible = bool(st.epochs)
         self._refresh_buttons()
 
@@ -375,12 +400,17 @@ class Workbench(pn.viewable.Viewer):
         self.dims_select.param.update(options={n: i for i, n in enumerate(names)},
                                       value=sensitive_dimensions(None, len(names), MAX_PAIRPLOT_DIMS if len(names) <= MAX_PAIRPLOT_DIMS else 6))
         self._render_pairplot()
-        traces = pn.pane.HoloViews(traces_view(live.traces), sizing_mode="stretch_width")
+        probe = self.explorer.trajectories((info.lower + info.upper) / 2)
+        if probe is None:
+            traces = pn.pane.Markdown("*This model defines no activity traces; the table below shows its statistics.*")
+        else:
+            traces = pn.pane.HoloViews(traces_view(live.traces, probe.names, probe.time_unit, probe.value_unit),
+                                       sizing_mode="stretch_width")
         self.direction_select.options = {}
         explorer = pn.Column(traces, self.direction_select, pn.Row(self.step_slider, self.reset_probe_button),
-                             self.probe_table, sizing_mode="stretch_width", min_width=420)
+                             self.probe_table, sizing_mode="stretch_width", min_width=520)
         self.samples_area.objects = [
-            self._explained("pairplot", pn.Column(self.dims_select, self.pairplot_area)),
+            self._explained("pairplot", self.pairplot_column),
             self._explained("explorer", explorer)]
         self._arrange_samples()
         histograms = [pn.pane.HoloViews(v, sizing_mode="stretch_width") for v in predictive_view(live.predictive, info)]
@@ -410,7 +440,15 @@ class Workbench(pn.viewable.Viewer):
             "Color: log q (yellow = more probable) · ★ mode · arrows at the mode: "
             "<span style='color:#d62728'>■ sensitive</span> / <span style='color:#1f77b4'>■ degenerate</span>"
             " (length 1/√|λ|) · click a dot to simulate it", styles={"font-size": "12px"})
-        self.pairplot_area.objects = [pn.pane.Bokeh(self._pairplot.layout), legend]
+        # one pane per figure in a Panel grid: a Bokeh GridPlot inside Panel's flex layout collapsed its
+        # fixed-size figures to zero width in Chromium (seen in screenshots)
+        cells = [pn.pane.Bokeh(fig, width=fig.width, height=fig.height, margin=0) if fig is not None
+                 else pn.Spacer(width=10, height=10, margin=0) for row in self._pairplot.cells for fig in row]
+        grid = pn.GridBox(*cells, ncols=len(dims), margin=(5, 10))
+        legend.width = max(self._pairplot.width, 420)
+        self.pairplot_area.objects = [grid, legend]
+        # a fixed width: inside a flex row a Bokeh grid of fixed-size figures otherwise collapses
+        self.pairplot_column.width = max(self._pairplot.width, 420) + 20
         self._arrange_samples()
 
     def _on_snapshot(self, data: dict[str, Any]) -> None:
@@ -484,14 +522,15 @@ class Workbench(pn.viewable.Viewer):
         return f"**Probe:** {where}\n\n" + "\n".join(lines)
 
     def _build_main(self) -> None:
-        self.epoch_table = pn.widgets.Tabulator(self._epoch_frame() if self.live else None, disabled=True,
+        self.epoch_table = pn.widgets.Tabulator(self._epoch_frame(), disabled=True,
                                                 show_index=False, height=170, sizing_mode="stretch_width",
                                                 formatters={"converged": {"type": "tickCross"}})
         self.training_area = pn.Column(sizing_mode="stretch_width")
         self.dims_select = pn.widgets.MultiChoice(label=f"Parameters in the pairplot (up to {MAX_PAIRPLOT_DIMS})",
                                                   options={}, value=[], max_items=MAX_PAIRPLOT_DIMS, width=420)
         self.dims_select.param.watch(self._render_pairplot, "value")
-        self.pairplot_area = pn.Column(sizing_mode="stretch_width")
+        self.pairplot_area = pn.Column()
+        self.pairplot_column = pn.Column(self.dims_select, self.pairplot_area)
         self.direction_select = pn.widgets.Select(label="Hessian direction", options={}, width=260)
         self.step_slider = pn.widgets.FloatSlider(label="Step from the mode (× 1/√|λ|)", start=-3, end=3,
                                                   step=0.05, value=0.0, sizing_mode="stretch_width")

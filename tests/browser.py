@@ -66,7 +66,7 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"panel serve exited with code {proc.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=5) as r:
+            with urllib.request.urlopen(url, timeout=10) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -81,12 +81,12 @@ def serve_apps(paths: list[str | Path], env: dict[str, str] | None = None, timeo
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / f"panel-serve-{port}.log", "w")
     cmd = [sys.executable, "-m", "panel", "serve", *map(str, paths), "--address", "127.0.0.1",
-           "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}"]
+           "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_http(f"{base}/{Path(paths[0]).stem}", proc, timeout)
+        _wait_http(f"{base}/liveness", proc, timeout)  # GET on an app would build a whole session
         yield base
     finally:
         with contextlib.suppress(ProcessLookupError):

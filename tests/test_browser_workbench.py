@@ -1,0 +1,97 @@
+"""The workbench in real headless Chromium: set a mean, train the LDS, watch the entropy plot grow,
+stop, find the saved run in the library, reopen it, and see the message for a bad value."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+expect = pytest.importorskip("playwright.sync_api").expect
+
+from tests.browser import browser_page, cds_lengths, open_app, requires_browser, screenshot, serve_apps
+
+pytestmark = [pytest.mark.browser, requires_browser]
+
+#: long enough that Stop interrupts it, cheap enough to start within seconds
+TINY = {"Iters per epoch": "5000", "Num epochs": "1", "Init iters": "10", "Num test batches": "10",
+        "Batch size": "100"}
+
+
+def _fill(page, label: str, value: str) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+
+
+def _status(page) -> str:
+    return page.get_by_text(re.compile(r"· iteration \d+/")).first.inner_text()
+
+
+def _wait_status(page, pattern: str, timeout: float = 90) -> str:
+    deadline = time.monotonic() + timeout
+    while not re.search(pattern, text := _status(page)):
+        assert time.monotonic() < deadline, f"status never matched {pattern!r}: {text}"
+        page.wait_for_timeout(300)
+    return text
+
+
+def test_train_stop_reopen_and_bad_input(tmp_path):
+    runs = tmp_path / "runs"
+    env = {"EPI_DASH_RUNS_DIR": str(runs), "EPI_DASH_TORCH_THREADS": "1"}
+    with serve_apps(["apps/workbench.py"], env=env) as base, browser_page() as page:
+        open_app(page, f"{base}/workbench")
+        assert page.get_by_text("Ready.").is_visible()
+        page.get_by_label("mean (1/s)").fill("0.2")  # real(lambda_1) target
+        page.get_by_label("mean (1/s)").press("Enter")
+        page.get_by_text("Advanced: flow and optimizer").click()
+        for label, value in TINY.items():
+            _fill(page, label, value)
+        page.wait_for_timeout(500)
+
+        page.get_by_role("button", name="Start", exact=True).click()
+        _wait_status(page, r"iteration [1-9]\d*/5000")
+        before = sum(cds_lengths(page))
+        deadline = time.monotonic() + 20  # plots refresh every 1-4 s (throttled), counters every 0.25 s
+        while (after := sum(cds_lengths(page))) <= before:
+            assert time.monotonic() < deadline, f"the live plots did not grow ({before} rows)"
+            page.wait_for_timeout(500)
+        page.wait_for_timeout(2000)
+        assert sum(cds_lengths(page)) >= after
+        screenshot(page, "workbench-training")
+
+        page.get_by_role("button", name="Stop").click()
+        stopped = _wait_status(page, r"^Stopped")
+        stopped_at = int(re.search(r"iteration (\d+)/", stopped).group(1))
+        assert 0 < stopped_at < 5000
+
+        run_dirs = [p.parent for p in runs.glob("*/run.json")]
+        assert len(run_dirs) == 1 and (run_dirs[0] / "checkpoint.pt").is_file()
+        meta = json.loads((run_dirs[0] / "run.json").read_text())
+        assert meta["state"] == "stopped" and meta["property"]["mean"][0] == pytest.approx(0.2)
+
+        page.get_by_text("Runs", exact=True).click()
+        row = page.locator(".tabulator-row", has_text=run_dirs[0].name)
+        row.wait_for()
+        assert "lds" in row.inner_text()
+        page.get_by_label("mean (1/s)").fill("0")  # edit the set-up; opening the run must restore it
+        page.get_by_label("mean (1/s)").press("Enter")
+        row.locator("input[type=checkbox]").first.click()
+        page.get_by_role("button", name="Open run").click()
+        _wait_status(page, rf"^Stopped.* iteration {stopped_at}/5000")
+        assert page.get_by_label("mean (1/s)").input_value() == "0.2"
+        page.get_by_text("Training", exact=True).click()
+        page.wait_for_timeout(1500)
+        assert sum(cds_lengths(page)) >= stopped_at, "the reopened run's curves are empty"
+        page.get_by_text("Samples & modes", exact=True).click()
+        page.get_by_text("★ mode").wait_for()
+        page.wait_for_timeout(4000)
+        screenshot(page, "workbench-reopened-samples")
+
+        page.get_by_label("sd (rad/s)").fill("-1")
+        page.get_by_label("sd (rad/s)").press("Enter")
+        page.get_by_text("standard deviation must be > 0").first.wait_for()
+        screenshot(page, "workbench-bad-input")
+        expect(page.get_by_role("button", name="Start", exact=True)).to_be_disabled(timeout=15_000)
+        assert not page.get_by_text("Traceback").count()
