@@ -53,7 +53,9 @@ SYN_A = _neuron_pairs_matrix((("f1", "hub"), ("s1", "hub")))
 class STGConstants:
     """Every fixed quantity of one Euler step, in SI units (V, S, F, s), on one device.
 
-    Per-neuron conductances are (5,); ``laplacian``, ``syn_b``, ``syn_a`` are (5, 5) [pre, post]."""
+    Per-neuron conductances are (5,); ``laplacian``, ``syn_b``, ``syn_a`` are (5, 5) [pre, post];
+    the gates m_inf, n_inf, h_inf, s_inf and the tau_h sigmoid q are sigmoid(gate_scale V + gate_offset),
+    both (5, 1) (eqs 48, 50, 53-55)."""
 
     dt_over_cm: float
     sigma_I: float
@@ -62,16 +64,8 @@ class STGConstants:
     v_k: float
     v_hyp: float
     v_syn: float
-    v1: float
-    v2: float
     v3: float
     v4: float
-    v5: float
-    v6: float
-    v7: float
-    v8: float
-    v9: float
-    v_th: float
     phi_n: float
     tau_h_base: float
     tau_h_range: float
@@ -83,6 +77,8 @@ class STGConstants:
     laplacian: Tensor
     syn_b: Tensor
     syn_a: Tensor
+    gate_scale: Tensor
+    gate_offset: Tensor
     dt: float
 
 
@@ -108,17 +104,15 @@ def euler_step(
 ) -> tuple[Tensor, Tensor, Tensor, Tangents | None]:
     """One forward-Euler step of eqs 41-55, and optionally of its tangents (forward-mode derivative).
 
-    V, N, H, noise: (batch, 5); g_el, g_synA: (batch, 1) in S. ``noise`` is standard normal, scaled
-    by sigma_I (A) and added to the current, times dt / C_m without sqrt(dt) as in the reference code.
-    With z only 2-D, carrying d(state)/dz forward costs less than recording a graph and
-    backpropagating 300 steps (see ``STGSimulation``)."""
-    # 0.5 (1 + tanh(a)) = sigmoid(2 a): torch.tanh is ~100x slower than sigmoid on CPU here
-    m_inf = torch.sigmoid(2.0 * (V - c.v1) / c.v2)
+    V, N, H, noise: (batch, 5); g_el, g_synA: (batch, 1) in S. ``noise`` is the voltage kick
+    sigma_I xi dt / C_m (V): current noise sigma_I xi (A) times dt / C_m, without sqrt(dt), as in the
+    reference code. With z only 2-D, carrying d(state)/dz forward costs less than recording a graph
+    and backpropagating 300 steps (see ``STGSimulation``)."""
+    # all five gates are logistic in V (0.5 (1 + tanh(x)) = sigmoid(2 x); torch.tanh is ~100x slower
+    # than sigmoid on CPU here): one (batch, 5 gates, 5 cells) evaluation
+    gates = torch.sigmoid(torch.addcmul(c.gate_offset, V.unsqueeze(1), c.gate_scale))
+    m_inf, n_inf, h_inf, s_inf, q = gates.unbind(1)
     u = (V - c.v3) / (2.0 * c.v4)
-    n_inf = torch.sigmoid(4.0 * u)
-    h_inf = torch.sigmoid(-(V + c.v5) / c.v6)
-    s_inf = torch.sigmoid((V - c.v_th) / c.v9)
-    q = torch.sigmoid((V - c.v7) / c.v8)
     lambda_n = c.phi_n * torch.cosh(u)
     rate_h = 1.0 / (c.tau_h_base + c.tau_h_range * q)
 
@@ -139,8 +133,9 @@ def euler_step(
 
     dV, dN, dH = tangents
     # d current / dV: diagonal part, gap-junction and synaptic (through S_inf of the presynaptic cell)
-    diag = (c.g_leak + g_ca_m + g_k_n + g_hyp_h + g_syn + c.g_ca * (2.0 / c.v2) * m_inf * (1 - m_inf) * V_ca)[:, None]
-    ds = (s_inf * (1 - s_inf) / c.v9)[:, None] * dV
+    dm_inf, dn_inf, dh_inf, ds_inf, dq = (c.gate_scale * gates * (1 - gates)).unbind(1)  # d gate / dV
+    diag = (c.g_leak + g_ca_m + g_k_n + g_hyp_h + g_syn + c.g_ca * dm_inf * V_ca)[:, None]
+    ds = ds_inf[:, None] * dV
     d_current = (
         diag * dV
         + g_el[:, None] * (_matvec(dV, c.laplacian))
@@ -149,8 +144,8 @@ def euler_step(
         + (c.g_hyp * V_hyp)[:, None] * dH
         + torch.stack([gap, to_hub * V_syn], dim=1) * NS  # explicit dependence on g_el, g_synA
     )
-    dn_dV = lambda_n * (2.0 / c.v4) * n_inf * (1 - n_inf) + c.phi_n * torch.sinh(u) / (2 * c.v4) * n_gap
-    dh_dV = -rate_h * h_inf * (1 - h_inf) / c.v6 - rate_h**2 * c.tau_h_range * q * (1 - q) / c.v8 * h_gap
+    dn_dV = lambda_n * dn_inf + c.phi_n / (2 * c.v4) * torch.sinh(u) * n_gap
+    dh_dV = rate_h * dh_inf - c.tau_h_range * rate_h**2 * dq * h_gap
     dV_next = dV - c.dt_over_cm * d_current
     dN_next = (1 - c.dt * lambda_n)[:, None] * dN + (c.dt * dn_dV)[:, None] * dV
     dH_next = (1 - c.dt * rate_h)[:, None] * dH + (c.dt * dh_dV)[:, None] * dV
@@ -357,16 +352,27 @@ class STG(Model):
             def mat(m):
                 return torch.as_tensor(m, device=like.device, dtype=like.dtype)
 
+            def logistic(half_point, slope):  # sigmoid((V - half_point) / slope) as (scale, offset)
+                return 1.0 / (slope * MV), -half_point / slope
+
+            gates = [
+                logistic(self.v1, self.v2 / 2),  # M_inf = 0.5 (1 + tanh((V - v1) / v2)), eq 48
+                logistic(self.v3, self.v4 / 2),  # N_inf, eq 50
+                logistic(-self.v5, -self.v6),  # H_inf = 1 / (1 + exp((V + v5) / v6)), eq 53
+                logistic(self.v_th, self.v9),  # S_inf, eq 55
+                logistic(self.v7, self.v8),  # 1 / (1 + exp((v7 - V) / v8)) inside tau_h, eq 54
+            ]
+
             self._constants[key] = STGConstants(
                 dt_over_cm=self.dt / (self.C_m * NS), sigma_I=self.sigma_I,
                 v_leak=self.V_leak * MV, v_ca=self.V_Ca * MV, v_k=self.V_K * MV,
                 v_hyp=self.V_hyp * MV, v_syn=self.V_syn * MV,
-                v1=self.v1 * MV, v2=self.v2 * MV, v3=self.v3 * MV, v4=self.v4 * MV, v5=self.v5 * MV,
-                v6=self.v6 * MV, v7=self.v7 * MV, v8=self.v8 * MV, v9=self.v9 * MV, v_th=self.v_th * MV,
+                v3=self.v3 * MV, v4=self.v4 * MV,
                 phi_n=self.phi_N, tau_h_base=self.tau_h_base * 1e-3, tau_h_range=self.tau_h_range * 1e-3,
                 g_synB=self.g_synB * NS, g_leak=self.g_leak * US,
                 g_ca=vec(self.g_Ca, US), g_k=vec(self.g_K, US), g_hyp=vec(self.g_hyp, US),
                 laplacian=mat(LAPLACIAN), syn_b=mat(SYN_B), syn_a=mat(SYN_A), dt=self.dt,
+                gate_scale=mat([[s] for s, _ in gates]), gate_offset=mat([[o] for _, o in gates]),
             )
         return self._constants[key]
 
