@@ -92,8 +92,8 @@ class V1(Model):
 
     @property
     def window_start(self) -> int:
-        """Index of the first sample (of T + 1) in the steady-state window."""
-        return min(int(round(self.t_ss / self.dt)), self.num_steps - 1)
+        """Index of the first sample (of T + 1) in the steady-state window (never x(0))."""
+        return min(max(int(round(self.t_ss / self.dt)), 1), self.num_steps - 1)
 
     def _inputs(self, like: Tensor) -> tuple[Tensor, Tensor]:
         """W^T: (4, 4) and h: (4,) on ``like``'s device."""
