@@ -90,8 +90,8 @@ class LUMixing(nn.Module):
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         L, U = self._factors()
-        y = x @ U.T @ L.T @ self.perm.T
-        return y, self.log_diag.sum().expand(x.shape[:-1])
+        W = self.perm @ L @ U
+        return x @ W.T, self.log_diag.sum().expand(x.shape[:-1])
 
     def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
         L, U = self._factors()
