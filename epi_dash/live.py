@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import holoviews as hv
@@ -23,6 +24,9 @@ from .views import RunInfo, empty_progress, empty_snapshot, progress_frame, prog
 
 #: rows kept in the browser per training curve; older ones roll over
 BUFFER_LENGTH = 20_000
+#: points per training curve over a whole run: longer runs plot every k-th iteration, since
+#: HoloViews recomputes ranges over the whole buffer on every refresh (server time grows with it)
+CURVE_POINTS = 2_000
 
 
 def run_info(model: Model, means: list[float], stds: list[float]) -> RunInfo:
@@ -67,6 +71,7 @@ class LiveRun:
         self.traces = hv.streams.Pipe({"mode": None, "probe": None})
         self.state = Progress()
         self.analysis: dict[str, Any] | None = None
+        self.stride = 1
         self.snapshot: dict[str, Any] = empty_snapshot(d)
 
     # --- live events ----------------------------------------------------------------------------
@@ -78,7 +83,8 @@ class LiveRun:
         new_epochs = False
         for e in events:  # state in event order; streams once per batch below
             if e.kind == "iteration":
-                rows.append(e.data)
+                if e.data["iteration"] % self.stride == 0:
+                    rows.append(e.data)
                 s = self.state
                 s.iteration, s.epoch = int(e.data["iteration"]), int(e.data["epoch"])
                 s.wall_time, s.entropy = float(e.data["wall_time"]), float(e.data["entropy"])
@@ -110,9 +116,11 @@ class LiveRun:
         if event.kind == "started":
             s.status, s.run_dir = "running", data["run_dir"]
             s.iterations_total, s.num_epochs = data["iterations_total"], data["num_epochs"]
+            self.stride = max(1, s.iterations_total // CURVE_POINTS)
             s.iteration = data["iteration"]
             s.started_at = time.time()
-            return [("info", f"Training {'resumed' if data['resumed'] else 'started'}: {data['run_dir']}")]
+            name = Path(data["run_dir"]).name if data["run_dir"] else "(not saved)"
+            return [("info", f"Training {'resumed' if data['resumed'] else 'started'}: run {name}")]
         if event.kind == "epoch":
             return [("info", f"Epoch {data['epoch']}: " + ("converged ✓" if data["converged"]
                                                             else f"not converged (min p = {min(data['p_values']):.3g})"))]
@@ -139,8 +147,10 @@ class LiveRun:
         """Fill every stream from a run directory (trace, epochs, samples)."""
         meta = run.meta
         frame = progress_from_trace(run.trace, self.info.statistic_names, self.info.constraint_names)
+        total = int(meta["optimizer"]["num_epochs"] * meta["optimizer"]["iters_per_epoch"])
+        self.stride = max(1, total // CURVE_POINTS)
         self.progress.clear()
-        self.progress.send(frame.tail(BUFFER_LENGTH))
+        self.progress.send(frame[frame["iteration"] % self.stride == 0].tail(BUFFER_LENGTH))
         history = meta.get("history", [])
         self.state = Progress(
             status=meta.get("state", "finished"), iteration=int(meta.get("iterations", 0)),

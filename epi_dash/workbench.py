@@ -42,8 +42,10 @@ DRAIN_PERIOD_MS = 250
 #: live plots refresh at most this often, and never use more than 1 / (1 + REFRESH_DUTY) of the server's
 #: time: re-rendering the HoloViews views costs ~40-80 ms each on a busy 2-core machine (measured)
 MIN_REFRESH_S = 1.0
-MAX_REFRESH_S = 4.0
-REFRESH_DUTY = 9.0
+MAX_REFRESH_S = 5.0
+REFRESH_DUTY = 14.0
+#: the progress counters between plot refreshes
+COUNTER_PERIOD_S = 1.0
 MAX_PAIRPLOT_DIMS = 8
 ADVANCED_FLOW = ["num_stages", "num_layers", "num_units", "post_affine", "batch_norm", "init_iters"]
 ADVANCED_OPT = ["batch_size", "lr", "c0", "gamma", "beta", "num_epochs", "iters_per_epoch", "alpha", "nu",
@@ -81,6 +83,14 @@ def _param_card(obj: param.Parameterized, names: list[str]) -> pn.Param:
 def _fmt_time(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def pairplot_grid(figure: PairplotFigure) -> pn.GridBox:
+    """The pairplot's figures, one Bokeh pane each, in a Panel grid (a Bokeh GridPlot inside Panel's
+    flex layout collapsed its fixed-size figures to zero width in Chromium; seen in screenshots)."""
+    cells = [pn.pane.Bokeh(fig, width=fig.width, height=fig.height, margin=0) if fig is not None
+             else pn.Spacer(width=10, height=10, margin=0) for row in figure.cells for fig in row]
+    return pn.GridBox(*cells, ncols=len(figure.dims), margin=(5, 10))
 
 
 class Workbench(pn.viewable.Viewer):
@@ -293,7 +303,10 @@ class Workbench(pn.viewable.Viewer):
         training = self.live is not None and self.live.state.status in ("running", "starting", "stopping")
         if time.monotonic() < self._next_refresh and self.runner.running:
             last = self.runner.last_iteration  # cheap: keep the counters moving between plot refreshes
-            if training and last is not None and last["iteration"] > self.live.state.iteration:
+            now = time.monotonic()
+            if (training and last is not None and last["iteration"] > self.live.state.iteration
+                    and now - getattr(self, "_counter_at", 0.0) >= COUNTER_PERIOD_S):
+                self._counter_at = now
                 self.live.state.iteration, self.live.state.wall_time = last["iteration"], last["wall_time"]
                 self._update_progress()
             return
@@ -440,11 +453,7 @@ class Workbench(pn.viewable.Viewer):
             "Color: log q (yellow = more probable) · ★ mode · arrows at the mode: "
             "<span style='color:#d62728'>■ sensitive</span> / <span style='color:#1f77b4'>■ degenerate</span>"
             " (length 1/√|λ|) · click a dot to simulate it", styles={"font-size": "12px"})
-        # one pane per figure in a Panel grid: a Bokeh GridPlot inside Panel's flex layout collapsed its
-        # fixed-size figures to zero width in Chromium (seen in screenshots)
-        cells = [pn.pane.Bokeh(fig, width=fig.width, height=fig.height, margin=0) if fig is not None
-                 else pn.Spacer(width=10, height=10, margin=0) for row in self._pairplot.cells for fig in row]
-        grid = pn.GridBox(*cells, ncols=len(dims), margin=(5, 10))
+        grid = pairplot_grid(self._pairplot)
         legend.width = max(self._pairplot.width, 420)
         self.pairplot_area.objects = [grid, legend]
         # a fixed width: inside a flex row a Bokeh grid of fixed-size figures otherwise collapses

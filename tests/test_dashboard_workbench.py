@@ -143,3 +143,32 @@ def test_tutorial_and_model_switching(tmp_path, user_model_spec):
 def test_websocket_origins_cover_loopback_and_extra_hosts():
     assert websocket_origins("127.0.0.1", 5006) == ["127.0.0.1:5006", "localhost:5006"]
     assert websocket_origins("0.0.0.0", 80, ["lab:80"])[-1] == "lab:80"
+
+
+def test_serve_offers_both_apps_on_loopback(tmp_path, monkeypatch):
+    import socket
+    import urllib.request
+
+    from epi_dash.config import RUNS_DIR_ENV
+    from epi_dash.serve import serve
+
+    monkeypatch.setenv(RUNS_DIR_ENV, "unchanged")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = serve(port=port, runs_dir=tmp_path / "runs", threaded=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                index = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "server did not answer"
+                time.sleep(0.2)
+        assert "/workbench" in index and "/tutorial" in index
+        import os
+
+        assert os.environ[RUNS_DIR_ENV] == str(tmp_path / "runs")  # what the per-session apps read
+    finally:
+        server.stop()
