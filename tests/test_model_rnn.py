@@ -164,3 +164,12 @@ def test_a_few_epi_iterations(N):
     assert result.error is None and result.iterations == 4 and len(records) == 4
     assert all(np.isfinite(r.entropy) and np.all(np.isfinite(r.R)) for r in records)
     assert result.distribution.sample(3).shape == (3, 4 * N)
+
+
+@pytest.mark.parametrize("N", [3, 6])
+def test_non_finite_z_gives_nan_statistics_not_an_exception(N):
+    model = load_model("rnn", N=N)
+    z = torch.rand(3, 4 * N) * 2 - 1
+    z[1, 0] = float("nan")
+    f = model.emergent_statistics(z)
+    assert torch.isnan(f[1]).all() and torch.isfinite(f[[0, 2]]).all()

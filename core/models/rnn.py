@@ -53,15 +53,25 @@ def _reduced_symmetric_part(U: Tensor, V: Tensor) -> tuple[Tensor, Tensor, Tenso
     With the Cholesky factor L L^T = A^T A of the 4x4 Gram matrix (float64), A = Q L^T for an
     orthonormal Q (N x 4), so W^s = Q S Q^T with S = L^T M L = sym(L_u^T L_v) (L_u, L_v: the two row
     blocks of L): the nonzero eigenvalues of W^s are those of S, its eigenvectors Q y = A L^-T y.
-    Needs N >= 4 (a full-rank Gram matrix). Returns (S (batch, 4, 4), L, A).
+    Needs N >= 4 (a full-rank Gram matrix). Returns (S (batch, 4, 4), L, A); S is NaN where the Gram
+    matrix is not positive definite (non-finite z).
     """
     A = torch.cat([U, V], dim=-1)
     gram = (A.transpose(-1, -2) @ A).double()
     # tiny relative jitter: keeps the Cholesky defined if two factors happen to be collinear
     jitter = 1e-12 * gram.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None]
-    L = torch.linalg.cholesky(gram + jitter * torch.eye(4, dtype=gram.dtype, device=gram.device))
+    L, info = torch.linalg.cholesky_ex(gram + jitter * torch.eye(4, dtype=gram.dtype, device=gram.device))
     cross = L[..., :2, :].transpose(-1, -2) @ L[..., 2:, :]
-    return 0.5 * (cross + cross.transpose(-1, -2)), L, A
+    S = 0.5 * (cross + cross.transpose(-1, -2))
+    return torch.where((info == 0)[..., None, None], S, torch.full_like(S, float("nan"))), L, A
+
+
+def _top_eigenvalue(S: Tensor) -> Tensor:
+    """Largest eigenvalue of symmetric S: (batch, k, k) -> (batch,); NaN (not a LAPACK error) where S
+    is not finite, so the trainer can report non-finite statistics."""
+    finite = torch.isfinite(S).all(-1).all(-1)
+    top = torch.linalg.eigvalsh(torch.where(finite[..., None, None], S, torch.zeros_like(S)))[..., -1]
+    return torch.where(finite, top, torch.full_like(top, float("nan")))
 
 
 def symmetric_part_top_eigenvalue(U: Tensor, V: Tensor) -> Tensor:
@@ -73,9 +83,9 @@ def symmetric_part_top_eigenvalue(U: Tensor, V: Tensor) -> Tensor:
     N = U.shape[-2]
     if N <= 4:
         W = U @ V.transpose(-1, -2)
-        return torch.linalg.eigvalsh(0.5 * (W + W.transpose(-1, -2)))[..., -1]
+        return _top_eigenvalue(0.5 * (W + W.transpose(-1, -2)))
     S, _, _ = _reduced_symmetric_part(U, V)
-    top = torch.linalg.eigvalsh(S)[..., -1]
+    top = _top_eigenvalue(S)
     # the 4x4 problem misses W^s's zero eigenvalues (N > 4): the top one is at least 0
     return top.clamp(min=0.0).to(U.dtype)
 
