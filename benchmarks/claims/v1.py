@@ -63,4 +63,4 @@ def run(quick: bool = False, overrides: dict[str, Any] | None = None, run_dir: s
 
 
 if __name__ == "__main__":
-    main(run)
+    main(run, analyze_run=None)
