@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/dashboard_overhead.py [--iters 600] [--repeats 3] [--models lds rnn25]
 
 "headless": ``EPITrainer.train()`` alone. "dashboard": the same training started by a ``Workbench``
-(``TrainingRunner`` thread, snapshots of q every 250 iterations, mode searches at epoch ends) whose
+(``TrainingRunner`` thread, snapshots of q every 500 iterations, mode searches at epoch ends) whose
 Training-tab views are rendered into a Bokeh document, with the periodic drain called every 250 ms
 from the main thread exactly as the server's event loop would (HoloViews streams re-render there).
 Both use 1 torch thread (the dashboard's default) and the model's paper settings except for short

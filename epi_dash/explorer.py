@@ -20,12 +20,14 @@ from core.model import Model, Trajectories
 STAT_DRAWS = 16
 
 
-def direction_options(analysis: dict[str, Any] | None) -> dict[str, int]:
-    """Labels like ``"v1 sensitive (λ = -12.3)"`` -> eigenvector index, most sensitive first."""
+def direction_options(analysis: dict[str, Any] | None, per_end: int = 8) -> dict[str, int]:
+    """Labels like ``"v1 sensitive (λ = -12.3)"`` -> eigenvector index, most sensitive first; for
+    large D only the ``per_end`` most sensitive and ``per_end`` most degenerate directions."""
     if not analysis:
         return {}
-    return {f"v{n + 1} {kind} (λ = {val:.3g})": n
-            for n, (kind, val) in enumerate(zip(analysis["kinds"], np.asarray(analysis["eigenvalues"])))}
+    vals = np.asarray(analysis["eigenvalues"])
+    keep = range(len(vals)) if len(vals) <= 2 * per_end else [*range(per_end), *range(len(vals) - per_end, len(vals))]
+    return {f"v{n + 1} {analysis['kinds'][n]} (λ = {vals[n]:.3g})": n for n in keep}
 
 
 class DegeneracyExplorer(param.Parameterized):

@@ -65,7 +65,15 @@ def run_bundle(run: Run) -> io.BytesIO:
     return buf
 
 
-def saved_pairplot(run: Run, max_dims: int = 6, num_points: int = 2000):
+def pairplot_grid(figure: PairplotFigure) -> pn.GridBox:
+    """The pairplot's figures, one Bokeh pane each, in a Panel grid (a Bokeh GridPlot inside Panel's
+    flex layout collapsed its fixed-size figures to zero width in Chromium; seen in screenshots)."""
+    cells = [pn.pane.Bokeh(fig, width=fig.width, height=fig.height, margin=0) if fig is not None
+             else pn.Spacer(width=10, height=10, margin=0) for row in figure.cells for fig in row]
+    return pn.GridBox(*cells, ncols=len(figure.dims), margin=(5, 10))
+
+
+def saved_pairplot(run: Run, max_dims: int = 6, num_points: int = 2000) -> PairplotFigure:
     """Static pairplot of a saved run's samples (no mode: that needs the flow)."""
     meta = run.meta
     model = load_model(meta["model"], **meta.get("model_params", {}))
@@ -76,7 +84,7 @@ def saved_pairplot(run: Run, max_dims: int = 6, num_points: int = 2000):
     dims = sensitive_dimensions(None, model.dim, max_dims)
     figure = PairplotFigure(info, dims)
     figure.update(snapshot)
-    return figure.layout
+    return figure
 
 
 def figures_html(run: Run) -> io.BytesIO:
@@ -85,7 +93,7 @@ def figures_html(run: Run) -> io.BytesIO:
     entropy = hv.Curve(trace, "iteration", "entropy").opts(title="Entropy", width=600, height=250) if len(trace) else hv.Div("")
     page = pn.Column(f"# {run.path.name}\n{_property_text(run.meta['property'])}", entropy)
     try:
-        page.append(saved_pairplot(run))
+        page.append(pn.pane.Bokeh(saved_pairplot(run).layout))
     except Exception as exc:  # a stopped run has no samples yet
         page.append(f"*(no samples: {exc})*")
     buf = io.StringIO()
@@ -168,7 +176,7 @@ class RunLibrary(pn.viewable.Viewer):
                 f"state: {meta.get('state')} · converged: {meta.get('converged')} · "
                 f"iterations: {meta.get('iterations')}")
             try:
-                body = pn.pane.Bokeh(saved_pairplot(run, max_dims=4, num_points=1000))
+                body = pairplot_grid(saved_pairplot(run, max_dims=4, num_points=1000))
             except Exception as exc:
                 body = pn.pane.Markdown(f"*No samples to show: {exc}*")
             columns.append(pn.Column(header, body))

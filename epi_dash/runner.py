@@ -102,7 +102,7 @@ class TrainingRunner:
 
     def __init__(
         self,
-        snapshot_every: int = 250,
+        snapshot_every: int = 500,
         snapshot_samples: int = 1000,
         analyze_each_epoch_max_dim: int = 40,
         analysis: AnalysisSettings | None = None,

@@ -28,7 +28,7 @@ from core.runs import load_run
 from .config import configure_torch_threads, discover_models, model_path_from_env, runs_dir_from_env
 from .explorer import DegeneracyExplorer, direction_options
 from .help import HELP
-from .library import RunLibrary
+from .library import RunLibrary, pairplot_grid
 from .live import LiveRun, run_info
 from .runner import TrainingRunner
 from .state import SetupState, copy_model, device_choices
@@ -42,8 +42,8 @@ DRAIN_PERIOD_MS = 250
 #: live plots refresh at most this often, and never use more than 1 / (1 + REFRESH_DUTY) of the server's
 #: time: re-rendering the HoloViews views costs ~40-80 ms each on a busy 2-core machine (measured)
 MIN_REFRESH_S = 1.0
-MAX_REFRESH_S = 5.0
-REFRESH_DUTY = 14.0
+MAX_REFRESH_S = 6.0
+REFRESH_DUTY = 19.0
 #: the progress counters between plot refreshes
 COUNTER_PERIOD_S = 1.0
 MAX_PAIRPLOT_DIMS = 8
@@ -83,14 +83,6 @@ def _param_card(obj: param.Parameterized, names: list[str]) -> pn.Param:
 def _fmt_time(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def pairplot_grid(figure: PairplotFigure) -> pn.GridBox:
-    """The pairplot's figures, one Bokeh pane each, in a Panel grid (a Bokeh GridPlot inside Panel's
-    flex layout collapsed its fixed-size figures to zero width in Chromium; seen in screenshots)."""
-    cells = [pn.pane.Bokeh(fig, width=fig.width, height=fig.height, margin=0) if fig is not None
-             else pn.Spacer(width=10, height=10, margin=0) for row in figure.cells for fig in row]
-    return pn.GridBox(*cells, ncols=len(figure.dims), margin=(5, 10))
 
 
 class Workbench(pn.viewable.Viewer):
@@ -316,6 +308,7 @@ class Workbench(pn.viewable.Viewer):
                 self._update_progress()
             return
         if self._doc is not None and self._doc.session_context is not None:
+            self._next_refresh = time.monotonic() + MIN_REFRESH_S  # one batch in flight at a time
             self._doc.add_next_tick_callback(partial(self.apply_events, events))
         else:
             self.apply_events(events)
@@ -334,7 +327,7 @@ class Workbench(pn.viewable.Viewer):
                 self.notify(level, text)
             if any(e.kind == "analysis" for e in events):
                 self._on_analysis()
-            if any(e.kind in ("finished", "failed") for e in events) and self.live.state.status != "failed":
+            if any(e.kind == "finished" for e in events):  # failed runs are saved too (last checkpoint)
                 self.library.refresh()
             self._update_progress()
 

@@ -20,7 +20,7 @@ import panel as pn
 
 from epi_dash.pairplot import PairplotFigure
 from epi_dash.views import RunInfo
-from epi_dash.workbench import pairplot_grid
+from epi_dash.library import pairplot_grid
 
 pn.extension()
 d = int(pn.state.session_args.get("d", [b"4"])[0])

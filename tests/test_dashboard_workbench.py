@@ -86,9 +86,28 @@ def test_start_streams_into_views_saves_and_reopens(tmp_path):
         wb.step_slider.param.update(value=2.0, value_throttled=2.0)  # what a browser drag sends
     assert (wb.live.traces.data["probe"].x != mode_traces).any()
 
+    from core.runs import load_run
+    from epi_dash.library import figures_html, run_bundle, samples_csv
+
+    run = load_run(table["path"].iloc[0])
+    csv = samples_csv(run).getvalue().decode().splitlines()
+    assert csv[0] == "a1,a2,a3,a4,log_q" and len(csv) == 1 + len(run.samples["z"])
+    import zipfile
+
+    names = zipfile.ZipFile(run_bundle(run)).namelist()
+    assert any(n.endswith("run.json") for n in names) and any(n.endswith("checkpoint.pt") for n in names)
+    assert b"<html" in figures_html(run).getvalue()[:2000].lower()
+
+    wb.start()  # a second run, then compare the two side by side
+    _pump(wb)
+    wb.library.table.selection = [0, 1]
+    wb.library._compare()
+    (row,) = wb.library.compare_area.objects
+    assert len(row.objects) == 2 and "Comparing" in wb.library.message.object
+
     fresh = _workbench(tmp_path)
     assert fresh.setup.means["real_lambda1"] == 0.0
-    fresh.open_run(table["path"].iloc[0])
+    fresh.open_run(table["path"].iloc[0])  # the first run (the table is newest first: index 1 now)
     assert fresh.setup.means["real_lambda1"] == 0.5
     assert fresh.setup.opt.iters_per_epoch == TINY["iters_per_epoch"]
     assert len(fresh.live.progress.data) == 30 and len(fresh.live.snapshot["z"]) > 0
