@@ -272,7 +272,8 @@ class STG(Model):
         doc="torch.compile the Euler steps of gradient batches in chunks ('auto': when it works here, "
         "else eager); compiling takes one to three minutes on a 2-core CPU, once per process",
     )
-    steps_per_chunk = param.Integer(5, bounds=(1, None), doc="Euler steps per compiled call")
+    steps_per_chunk = param.Integer(20, bounds=(1, None),
+                                    doc="Euler steps per compiled call (more: less Python overhead, longer compile)")
     # --- membrane, reversal potentials, fixed conductances (eqs 42-47) ------------------------------
     C_m = param.Number(1.0, bounds=(0, None), inclusive_bounds=(False, True), doc="membrane capacitance (nF)")
     V_leak = param.Number(-40.0, doc="leak reversal potential (mV)")
