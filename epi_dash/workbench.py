@@ -526,7 +526,7 @@ class Workbench(pn.viewable.Viewer):
     def _build_main(self) -> None:
         self.epoch_table = pn.widgets.Tabulator(self._epoch_frame(), disabled=True,
                                                 show_index=False, height=170, sizing_mode="stretch_width",
-                                                formatters={"converged": {"type": "tickCross"}})
+                                                formatters={"converged": {"type": "tickCross"}}, visible=False)
         self.training_area = pn.Column(sizing_mode="stretch_width")
         self.dims_select = pn.widgets.MultiChoice(label=f"Parameters in the pairplot (up to {MAX_PAIRPLOT_DIMS})",
                                                   options={}, value=[], max_items=MAX_PAIRPLOT_DIMS, width=420)
