@@ -137,8 +137,14 @@ class Workbench(pn.viewable.Viewer):
         self.progress_bar = pn.indicators.Progress(value=0, max=1, bar_color="primary", sizing_mode="stretch_width")
         self.status = pn.pane.Markdown("**Ready.** Press Start to train.", sizing_mode="stretch_width")
         s.param.watch(lambda _e: self._refresh_validation(), "revision")
-        s.param.watch(lambda _e: self._render_model_widgets(), "model")
+        s.param.watch(self._on_model_change, "model")
         self._render_model_widgets()
+
+    def _on_model_change(self, _event=None) -> None:
+        """New model: its widgets, and empty views labelled for it (once the page exists)."""
+        self._render_model_widgets()
+        if hasattr(self, "training_area") and self.setup.model is not None:
+            self._new_live()
 
     def _on_model_select(self, event) -> None:
         if self.runner.running:
@@ -273,7 +279,8 @@ class Workbench(pn.viewable.Viewer):
                 self.setup.model_spec = meta["model"]
             self.setup.apply_model(model, prop, settings)
             self.model_select.param.update(value=meta["model"])
-            self._new_live(model, prop.mean, prop.std)
+            if self.live is None or self.live.info.parameter_names != model.parameter_names:
+                self._new_live(model, prop.mean, prop.std)
             self.live.load_saved(run)
             self.runner.open(path, device=None if self.setup.device == "auto" else self.setup.device)
         except Exception as exc:  # bad run folders become a message, not a traceback
