@@ -110,25 +110,25 @@ class V1(Model):
         batch, trials = z.shape[0], self.num_trials
         w_t, h = self._inputs(z)
         decay = self.dt / self.tau_noise
-        # eps = sigma~ e with e a unit-variance OU process: z enters only through that scale, so the
-        # recursion for e runs outside autograd
-        sigma_tilde = self.noise_scale * math.sqrt(1 + self.tau / self.tau_noise) * z[:, None, :]
+        # eps = sigma~ sqrt(2 dt / tau_n) w with w_t+1 = (1 - dt / tau_n) w_t + xi_t: z enters only
+        # through the scale, so the recursion for w runs outside autograd (two ops a step)
         kick = math.sqrt(2 * decay)
+        scale = (self.noise_scale * math.sqrt(1 + self.tau / self.tau_noise) * kick) * z[:, None, :]
         x = self.x0_low + (self.x0_high - self.x0_low) * self.rand(batch, trials, 4, like=z)
-        unit_noise = torch.zeros(batch, trials, 4, device=z.device, dtype=z.dtype)
+        w = torch.zeros(batch, trials, 4, device=z.device, dtype=z.dtype)
         leak = self.dt / self.tau
         start = self.window_start
         traces = [x] if keep_traces else None
         shift = sum_d = sum_d2 = None
         for step in range(1, self.num_steps + 1):
-            drive = torch.addmm(h, x.reshape(-1, 4), w_t).reshape(batch, trials, 4) + sigma_tilde * unit_noise
-            rectified = torch.relu(drive)
+            recurrent = torch.addmm(h, x.reshape(-1, 4), w_t).reshape(batch, trials, 4)
+            rectified = torch.relu(torch.addcmul(recurrent, scale, w))
             rate = rectified.square() if self.power == 2 else rectified**self.power
             x = torch.lerp(x, rate, leak)
             if self.rate_cap is not None:
                 x = x.clamp(max=self.rate_cap)
             with torch.no_grad():
-                unit_noise = torch.add(unit_noise * (1 - decay), self.randn(batch, trials, 4, like=z), alpha=kick)
+                w = torch.add(self.randn(batch, trials, 4, like=z), w, alpha=1 - decay)
             if keep_traces:
                 traces.append(x)
             if step >= start:
@@ -137,7 +137,7 @@ class V1(Model):
                     shift = x[..., 0].detach()
                     sum_d = sum_d2 = torch.zeros_like(shift)
                 d = x[..., 0] - shift
-                sum_d, sum_d2 = sum_d + d, sum_d2 + d * d
+                sum_d, sum_d2 = sum_d + d, torch.addcmul(sum_d2, d, d)
         n = self.num_steps - start + 1
         variance = (sum_d2 / n - (sum_d / n) ** 2).clamp_min(0.0)
         s_e = torch.sqrt(variance + 1e-8).mean(dim=1)
