@@ -140,6 +140,13 @@ def _python_fraction(statistic, z_sampler) -> float:
     return max(0.0, 1.0 - in_ops / wall)
 
 
+def _overhead_bound(statistic, z_sampler, repeats: int, median: float) -> float:
+    """Upper bound on the per-iteration overhead (Python, dispatch, autograd bookkeeping): the time
+    of the same code on a batch of one sample, over the full batch's time."""
+    tiny = _time_iterations(statistic, lambda: z_sampler()[:1], repeats)
+    return statistics.median(tiny) / median
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
@@ -177,16 +184,19 @@ def main() -> None:
           f"(shared CPU: compare rows of one run, not across runs)")
     if compile_s is not None:
         print(f"stg compile + first iteration: {compile_s:.1f} s")
-    print(f"{'model':5} {'variant':58} {'it/s (median)':>13} {'s/it min':>9} {'s/it max':>9} {'python %':>8}")
+    print("python %: profiler (1 - time in torch ops / wall); overhead <=: same code on 1 sample / full batch")
+    print(f"{'model':5} {'variant':58} {'it/s (median)':>13} {'s/it min':>9} {'s/it max':>9} {'python %':>8} "
+          f"{'overhead <=':>11}  speedup")
     baseline = {}
     for model_name, variant, statistic, sampler in rows:
         times = _time_iterations(statistic, sampler, args.repeats)
         median = statistics.median(times)
         baseline.setdefault(model_name, median)
         py = _python_fraction(statistic, sampler)
+        bound = _overhead_bound(statistic, sampler, args.repeats, median)
         speedup = baseline[model_name] / median
         print(f"{model_name:5} {variant:58} {1 / median:13.2f} {min(times):9.3f} {max(times):9.3f} "
-              f"{100 * py:7.1f}%  x{speedup:.1f}", flush=True)
+              f"{100 * py:7.1f}% {100 * bound:10.1f}%  x{speedup:.1f}", flush=True)
 
 
 if __name__ == "__main__":
