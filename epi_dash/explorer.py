@@ -44,7 +44,8 @@ class DegeneracyExplorer(param.Parameterized):
         self.model = model
         lower, upper = model.bounds()
         width = (upper - lower).numpy()
-        # strictly inside the box (log q is -inf on its faces); the mode itself is never moved
+        # steps that leave the box stop just inside it (log q is -inf on its faces)
+        self._bounds = (lower.numpy(), upper.numpy())
         self._lower = lower.numpy() + 1e-6 * width
         self._upper = upper.numpy() - 1e-6 * width
 
@@ -58,7 +59,8 @@ class DegeneracyExplorer(param.Parameterized):
         vecs = np.asarray(self.analysis["eigenvectors"])
         k = min(self.direction, len(vals) - 1)
         z = np.asarray(self.analysis["mode"]) + self.step * vecs[:, k] / np.sqrt(max(abs(vals[k]), 1e-12))
-        return np.clip(z, self._lower, self._upper)
+        outside = (z <= self._bounds[0]) | (z >= self._bounds[1])
+        return np.where(outside, np.clip(z, self._lower, self._upper), z)
 
     def mode(self) -> np.ndarray | None:
         return None if not self.analysis else np.asarray(self.analysis["mode"], dtype=float)

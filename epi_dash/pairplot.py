@@ -23,7 +23,7 @@ MAX_POINTS = 2000
 
 
 def panel_size(n: int) -> int:
-    return 200 if n <= 3 else 150 if n <= 5 else 110
+    return 170 if n <= 3 else 120 if n <= 5 else 105
 
 
 class PairplotFigure:

@@ -52,9 +52,9 @@ class RunnerEvent:
 class AnalysisSettings:
     """How much work one analysis does (mode search, Hessian at the mode, predictive draws)."""
 
-    num_starts: int = 2
-    num_samples: int = 500
-    steps: int = 100
+    num_starts: int = 4
+    num_samples: int = 1000
+    steps: int = 200
     num_predictive: int = 1000
 
 

@@ -421,7 +421,7 @@ class Workbench(pn.viewable.Viewer):
                                        sizing_mode="stretch_width")
         self.direction_select.options = {}
         explorer = pn.Column(traces, self.direction_select, pn.Row(self.step_slider, self.reset_probe_button),
-                             self.probe_table, sizing_mode="stretch_width", min_width=520)
+                             self.probe_table, sizing_mode="stretch_width", min_width=460)
         self.samples_area.objects = [
             self._explained("pairplot", self.pairplot_column),
             self._explained("explorer", explorer)]
