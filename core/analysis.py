@@ -87,10 +87,13 @@ class EPIDistribution:
         steps: int = 400,
         lr: float = 0.05,
         constraint: callable | None = None,
+        margin: float = 0.01,
     ) -> Tensor:
         """argmax log q(z), optionally with coordinates held at ``fixed`` values (paper eq 71) and
         restricted to samples satisfying ``constraint(z) -> (batch,) bool`` (e.g. sW > 0, eqs 89-90).
-        Gradient ascent in logit coordinates from the ``num_starts`` most probable samples: (dim,)."""
+        Gradient ascent in logit coordinates from the ``num_starts`` most probable samples, kept
+        ``margin`` (a fraction of each parameter's range) inside the box: the sigmoid support map lets
+        log q of a poorly fit q grow towards the faces, and a mode there says little. Returns (dim,)."""
         self.flow.eval()
         fixed_idx = {self._index(k): float(v) for k, v in (fixed or {}).items()}
         for i, v in fixed_idx.items():
@@ -107,22 +110,28 @@ class EPIDistribution:
                 z = z[keep]
             lq = self.flow.log_prob(z)
             start = z[lq.topk(min(num_starts, len(lq))).indices]
-        width = self.upper - self.lower
-        p = ((start - self.lower) / width).clamp(1e-5, 1 - 1e-5)
+        lo = self.lower + margin * (self.upper - self.lower)
+        width = (1 - 2 * margin) * (self.upper - self.lower)
+        p = ((start - lo) / width).clamp(1e-5, 1 - 1e-5)
         u = (torch.log(p) - torch.log1p(-p)).requires_grad_(True)
         free = torch.ones(self.flow.dim, device=self.device)
-        for i in fixed_idx:
-            free[i] = 0.0
+        held = torch.zeros(self.flow.dim, device=self.device)
+        for i, v in fixed_idx.items():
+            free[i], held[i] = 0.0, v
+
+        def to_z(u: Tensor) -> Tensor:  # held coordinates exactly at their values, even in the margin
+            return free * (lo + width * torch.sigmoid(u)) + (1 - free) * held
+
         opt = torch.optim.Adam([u], lr=lr)
         for _ in range(steps):
-            zz = self.lower + width * torch.sigmoid(u)
+            zz = to_z(u)
             loss = -self.flow.log_prob(zz).sum()
             opt.zero_grad()
             loss.backward()
             u.grad *= free
             opt.step()
         with torch.no_grad():
-            zz = self.lower + width * torch.sigmoid(u)
+            zz = to_z(u)
             if constraint is not None:
                 ok = constraint(zz)
                 zz = zz[ok] if ok.any() else zz
