@@ -55,8 +55,8 @@ def main() -> None:
     p.add_argument("--skip-reset", action="store_true", help="only the default (no Adam reset)")
     args = p.parse_args()
     dev = "cuda" if args.device == "auto" and torch.cuda.is_available() else ("cpu" if args.device == "auto" else args.device)
-    print(f"device {dev}; torch {torch.__version__}; threads {torch.get_num_threads()}")
     ms = ms_per_iteration(dev)
+    print(f"device {dev}; torch {torch.__version__}; threads {torch.get_num_threads()}")
     print(f"iteration (4-D flow, batch 500, forward + backward + Adam): {ms:.2f} ms = {1e3 / ms:.0f} it/s")
     print(f"{'seed':>4} {'reset':>5} {'conv':>5} {'epochs':>6} {'iters':>6} {'wall_s':>7} {'H':>6} "
           f"{'real mean/sd':>14} {'imag mean/sd':>14}")
