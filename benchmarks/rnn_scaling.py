@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from core.baselines import MethodResult, MethodSpec, parse_methods, run_method, save_comparison
+from core.baselines import MethodResult, parse_methods, run_method, save_comparison
 from core.model import load_model
 from core.property import EmergentProperty
 
@@ -104,7 +104,7 @@ def run_scaling(args) -> pd.DataFrame:
             limit = args.time_limit(N)
             n_seeds = len(seeds) if spec.method == "epi" else int(args.baseline_seeds(N) or len(seeds))
             for seed in seeds[:n_seeds]:
-                run_spec = MethodSpec(spec.method, spec.options, dict(spec.settings))
+                run_spec = spec.copy()
                 if spec.method == "epi":
                     run_spec.settings["stop_at_criterion"] = False
                 r = run_method(run_spec, model, prop, seed, limit, args.device)
@@ -158,19 +158,23 @@ def plot_scaling(table: pd.DataFrame, out: Path, N_for_predictive: list[int]) ->
                 if run["seed"] == 1:
                     runs.append((N, run))
     if runs:
+        colors: dict[str, str] = {}
         fig, axes = plt.subplots(len(N_for_predictive), 2, figsize=(10, 2.6 * len(N_for_predictive)), squeeze=False)
         for row, N in enumerate(N_for_predictive):
             for N_, run in runs:
                 if N_ != N:
                     continue
                 f = np.load(out / f"N{N}" / run["samples_file"])["f"]
+                label = f"{run['method']} {run['setting']}"
+                color = colors.setdefault(label, f"C{len(colors)}")
                 for j, (ax, mu) in enumerate(zip(axes[row], (0.5, 1.5))):
                     if len(f):
                         ax.hist(f[:, j], bins=50, range=(mu - 1.5, mu + 1.5), histtype="step", density=True,
-                                label=f"{run['method']} {run['setting']}")
+                                label=label, color=color)
                     ax.axvline(mu, color="k", lw=0.8)
                     ax.set_title(f"N={N}: {('real(lambda_1)', 'lambda^s')[j]}", fontsize=9)
-        axes[0][0].legend(fontsize=7)
+        for row_axes in axes:
+            row_axes[0].legend(fontsize=6)
         fig.tight_layout()
         fig.savefig(out / "fig4c_predictive.png", dpi=120)
         plt.close(fig)
@@ -200,7 +204,7 @@ def run_fig19(args) -> pd.DataFrame:
             model = load_model("rnn", N=N, g=g)
             prop = EmergentProperty.default_for(model)
             for spec in specs:
-                run_spec = MethodSpec(spec.method, spec.options, dict(spec.settings))
+                run_spec = spec.copy()
                 if spec.method == "epi":
                     run_spec.settings["stop_at_criterion"] = False
                 elif spec.method == "snpe":
@@ -237,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="methods skipped at later N once they timed out on every seed (default: smc)")
     p.add_argument("--fig19", action="store_true", help="also run the Fig 19 check")
     p.add_argument("--fig19-only", action="store_true")
+    p.add_argument("--plot-only", action="store_true", help="redraw the figures from OUT/scaling.csv")
     p.add_argument("--fig19-methods", default="epi,snpe")
     p.add_argument("--fig19-time-limit", type=float, default=120.0)
     p.add_argument("--out", default="benchmarks/out/rnn_scaling")
@@ -248,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# rnn scaling: N={args.N} seeds={args.seeds} limits={[args.time_limit(n) for n in args.N]}s "
           f"threads={args.threads} "
           f"device={args.device} torch {torch.__version__}", flush=True)
+    if args.plot_only:
+        table = pd.read_csv(out / "scaling.csv").replace({np.nan: None})
+        plot_scaling(table.astype({"stable_amp": float, "decaying": float, "unstable": float}), out,
+                     [n for n in args.N if n in (2, 25, 100)] or args.N[:1])
+        return 0
     if not args.fig19_only:
         table = run_scaling(args)
         plot_scaling(table, out, [n for n in args.N if n in (2, 25, 100)] or args.N[:1])

@@ -62,9 +62,12 @@ class CompareJobs:
 
     def stop(self) -> None:
         """Stop the running job (it reports what it has) and drop the queued ones."""
+        while True:  # drop the queue first so the worker cannot pick up another job
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
         self._stop.set()
-        while not self._jobs.empty():
-            self._jobs.get_nowait()
 
     @property
     def pending(self) -> int:
@@ -127,7 +130,7 @@ class CompareView(param.Parameterized):
             self.out_dir = self.runs_dir / "compare" / time.strftime("%Y%m%d-%H%M%S")
         for spec in specs:
             for seed in range(1, self.seeds + 1):
-                self.jobs.submit(dict(spec=spec.__class__(spec.method, spec.options, dict(spec.settings)),
+                self.jobs.submit(dict(spec=spec.copy(),
                                       seed=seed, model=self.model, property=self.property,
                                       time_limit=self.time_limit, device=self.device))
         self.status = f"queued {len(specs) * self.seeds} run(s)"
@@ -237,6 +240,7 @@ class CompareView(param.Parameterized):
         self._doc = pn.state.curdoc
         if self._doc is not None and self._callback is None:
             self._callback = pn.state.add_periodic_callback(self.drain, period=300)
+            pn.state.on_session_destroyed(lambda _ctx: self.jobs.stop())
         labels = {v: k for k, v in METHOD_CHOICES.items()}
         methods = pn.widgets.CheckButtonGroup.from_param(
             self.param.methods, options={labels[v]: v for v in METHOD_CHOICES.values()}, name="methods")

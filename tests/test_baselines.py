@@ -221,3 +221,38 @@ def test_cli_compare_prints_rows_and_rejects_bad_input(tmp_path, capsys):
     bad = parser.parse_args(["compare", "rnn", "--methods", "epi,nope", "--out", str(tmp_path)])
     assert cli_compare.run(bad) == 2
     assert "methods" in capsys.readouterr().err
+
+
+# --- the dashboard's compare view (logic only; the browser test drives the page) -------------------
+def _drain_until(view, predicate, timeout=120.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out; status: {view.status}"
+        time.sleep(0.2)
+        view.drain()
+
+
+def test_compare_view_queues_jobs_and_stop_ends_them(tmp_path):
+    import holoviews as hv
+
+    from epi_dash.compare import CompareView
+
+    view = CompareView("rnn", {"N": 2}, {"statistics": ["real_lambda1", "lambda_s"], "mean": [0.5, 1.5],
+                                         "std": [0.25, 0.25]}, tmp_path, methods=["smc", "snpe"],
+                       seeds=2, time_limit=30, device="cpu")
+    view.run()
+    assert view.status == "queued 4 run(s)"
+    _drain_until(view, lambda: view.last_step is not None)  # the first SMC population arrived
+    view.stop()
+    _drain_until(view, lambda: view.status.startswith("done"))
+    # the running job reports what it had; the three queued ones were dropped
+    assert len(view.results) == 1 and view.results[0].method == "smc"
+    assert view.results[0].wall_time_s < 30 and not view.results[0].timed_out
+    table = view.table()
+    assert list(table["method"]) == ["smc"] and "mean[lambda_s]" in table
+    assert (view.out_dir / "compare.csv").is_file()
+    hv.extension("bokeh")
+    for plot in (view.predictive_plot(), view.samples_plot(), view.timing_plot()):
+        hv.render(plot)  # renders with real data without error

@@ -23,7 +23,7 @@ from epi_dash.compare import CompareView
 torch.set_num_threads(1)
 hv.extension("bokeh", logo=False)
 pn.extension()
-view = CompareView("lds", {{}}, None, {runs_dir!r}, time_limit=8, methods=["epi", "snpe", "smc"],
+view = CompareView("lds", {{}}, None, {runs_dir!r}, time_limit=5, methods=["epi", "snpe", "smc"],
                    budget="quick", device="cpu")
 view.panel().servable(title="compare")
 """
@@ -62,4 +62,4 @@ def test_compare_view_runs_a_tiny_race_from_the_page(tmp_path):
     assert len(saved) == 1
     runs = json.loads(saved[0].read_text())["runs"]
     assert sorted(r["method"] for r in runs) == ["epi", "smc", "snpe"]
-    assert all(r["wall_time_s"] < 8 + 30 for r in runs)
+    assert all(r["wall_time_s"] < 5 + 30 for r in runs)

@@ -52,6 +52,10 @@ class MethodSpec:
             raise InputError("methods", f"{method} has no option {bad[0]!r} (options: {allowed})")
         return cls(method, tuple(options), dict(settings or {}))
 
+    def copy(self) -> MethodSpec:
+        """An independent copy (runners consume some settings)."""
+        return MethodSpec(self.method, self.options, dict(self.settings))
+
     @property
     def name(self) -> str:
         return ":".join((self.method, *self.options))
@@ -120,8 +124,7 @@ def run_comparison(model: Model, prop: EmergentProperty, methods: list[MethodSpe
         for seed in seeds:
             if stop_event is not None and stop_event.is_set():
                 return results
-            spec_copy = MethodSpec(spec.method, spec.options, dict(spec.settings))
-            result = run_method(spec_copy, model, prop, seed, time_limit_s, device, criterion,
+            result = run_method(spec.copy(), model, prop, seed, time_limit_s, device, criterion,
                                 on_step, stop_event)
             results.append(result)
             if out_dir is not None:

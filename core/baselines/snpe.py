@@ -112,13 +112,18 @@ def _density_builder(settings: SNPESettings, prior):
                         num_transforms=settings.num_transforms)
 
 
-def _sample(posterior, n: int, x0, budget: Budget, settings: SNPESettings):
+def _sample(posterior, n: int, problem: InferenceProblem, budget: Budget, settings: SNPESettings):
     """Up to n in-box posterior samples; fewer when rejection sampling runs out of time."""
     limit = min(settings.max_sampling_time_s, max(budget.remaining(), 1e-3))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return posterior.sample((n,), x=x0, show_progress_bars=False, max_sampling_time=limit,
-                                return_partial_on_timeout=True)
+        try:
+            return posterior.sample((n,), x=problem.x0, show_progress_bars=False, max_sampling_time=limit,
+                                    return_partial_on_timeout=True)
+        except RuntimeError as exc:  # sbi raises instead of returning an empty partial batch
+            if "max_sampling_time" not in str(exc):
+                raise
+            return torch.zeros(0, problem.dim, device=problem.device)
 
 
 def _in_box_fraction(posterior, problem: InferenceProblem, n: int = 1000) -> float:
@@ -158,7 +163,7 @@ def run_snpe(problem: InferenceProblem, settings: SNPESettings | None = None, se
         for round_index in range(1, settings.max_rounds + 1):
             budget.check()
             theta = problem.sample_prior(sims_per_round) if proposal is None else \
-                _sample(proposal, sims_per_round, problem.x0, budget, settings)
+                _sample(proposal, sims_per_round, problem, budget, settings)
             if theta.shape[0] < 2 * settings.num_atoms:
                 error = f"round {round_index}: rejection sampling stalled ({theta.shape[0]} in-box samples)"
                 break
@@ -175,7 +180,7 @@ def run_snpe(problem: InferenceProblem, settings: SNPESettings | None = None, se
                 )
             posterior = inference.build_posterior(estimator)
             proposal = posterior.set_default_x(problem.x0)
-            z = _sample(proposal, settings.num_predictive, problem.x0, budget, settings)
+            z = _sample(proposal, settings.num_predictive, problem, budget, settings)
             val = float(inference._summary["best_validation_loss"][-1])
             if z.shape[0] == 0:
                 error = f"round {round_index}: no in-box posterior sample within the sampling time"
