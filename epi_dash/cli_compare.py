@@ -53,6 +53,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="wall-time limit per run in seconds (default: %(default)s)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--out", default="compare-out", help="output folder (default: %(default)s)")
+    p.set_defaults(func=run)
     return p
 
 

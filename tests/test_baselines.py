@@ -203,17 +203,16 @@ def test_run_comparison_writes_rows_json_and_samples(tmp_path):
 
 
 def test_cli_compare_prints_rows_and_rejects_bad_input(tmp_path, capsys):
-    import argparse
-
     from epi_dash import cli_compare
+    from epi_dash.cli import build_parser
 
-    parser = argparse.ArgumentParser()
-    cli_compare.add_parser(parser.add_subparsers(dest="command"))
+    parser = build_parser()  # the real `epi-dash` parser, with `compare` registered
     args = parser.parse_args(["compare", "rnn", "--set", "N=2", "--methods", "smc", "--seeds", "2",
                               "--time-limit", "60", "--out", str(tmp_path), "--device", "cpu",
                               *[f"--smc={k}={v}" for k, v in TINY_SMC.items()],
                               "--mean", "lambda_s=1.4"])
-    assert cli_compare.run(args) == 0
+    assert args.func is cli_compare.run
+    assert args.func(args) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("smc ")]
     assert len(rows) == 2 and "lambda_s=" in rows[0]
