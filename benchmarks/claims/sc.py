@@ -139,6 +139,7 @@ def analysis_rows(q, row: dict[str, Any]) -> list[dict[str, Any]]:
 
 def command_line(quick: bool, overrides: dict[str, Any], max_minutes: float | None, analyze: str | None) -> str:
     parts = [".venv/bin/python", "-m", "benchmarks.claims.sc"] + (["--quick"] if quick else [])
+    parts += ["--threads", str(torch.get_num_threads())]
     parts += [f"--set {k}={v}" for k, v in overrides.items()]
     parts += [f"--max-minutes {max_minutes}"] if max_minutes else []
     parts += [f"--analyze {analyze}"] if analyze else []
