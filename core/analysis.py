@@ -83,60 +83,58 @@ class EPIDistribution:
         self,
         num_starts: int = 10,
         fixed: dict[int | str, float] | None = None,
+        region: dict[int | str, tuple[float, float]] | None = None,
         num_samples: int = 2000,
         steps: int = 400,
         lr: float = 0.05,
-        constraint: callable | None = None,
         margin: float = 0.01,
     ) -> Tensor:
         """argmax log q(z), optionally with coordinates held at ``fixed`` values (paper eq 71) and
-        restricted to samples satisfying ``constraint(z) -> (batch,) bool`` (e.g. sW > 0, eqs 89-90).
-        Gradient ascent in logit coordinates from the ``num_starts`` most probable samples, kept
-        ``margin`` (a fraction of each parameter's range) inside the box: the sigmoid support map lets
-        log q of a poorly fit q grow towards the faces, and a mode there says little. Returns (dim,)."""
+        others restricted to a sub-``region`` {name: (low, high)} of their bounds (e.g. sW > 0,
+        eqs 89-90). Gradient ascent in logit coordinates of the (sub-)box from the ``num_starts`` most
+        probable samples, kept ``margin`` (a fraction of each range) inside it: the sigmoid support map
+        lets log q of a poorly fit q grow towards the faces, and a mode there says little. (dim,)."""
         self.flow.eval()
         fixed_idx = {self._index(k): float(v) for k, v in (fixed or {}).items()}
         for i, v in fixed_idx.items():
             if not (self.lower[i] < v < self.upper[i]):
                 raise InputError(f"fixed[{self.parameter_names[i]}]", f"{v} is outside the parameter's bounds")
-        with torch.no_grad():
-            z = self.sample(num_samples)
-            for i, v in fixed_idx.items():
-                z[:, i] = v
-            if constraint is not None:
-                keep = constraint(z)
-                if not keep.any():
-                    raise InputError("constraint", "no sample of q satisfies the mode's constraint")
-                z = z[keep]
-            lq = self.flow.log_prob(z)
-            start = z[lq.topk(min(num_starts, len(lq))).indices]
-        lo = self.lower + margin * (self.upper - self.lower)
-        width = (1 - 2 * margin) * (self.upper - self.lower)
-        p = ((start - lo) / width).clamp(1e-5, 1 - 1e-5)
-        u = (torch.log(p) - torch.log1p(-p)).requires_grad_(True)
+        lower, upper = self.lower.clone(), self.upper.clone()
+        for key, (low, high) in (region or {}).items():
+            i = self._index(key)
+            lower[i], upper[i] = max(low, float(self.lower[i])), min(high, float(self.upper[i]))
+            if not lower[i] < upper[i]:
+                raise InputError(f"region[{self.parameter_names[i]}]", f"({low}, {high}) is empty within the bounds")
         free = torch.ones(self.flow.dim, device=self.device)
         held = torch.zeros(self.flow.dim, device=self.device)
         for i, v in fixed_idx.items():
             free[i], held[i] = 0.0, v
+        with torch.no_grad():
+            z = self.sample(num_samples)
+            z = free * z + (1 - free) * held
+            inside = ((z >= lower) & (z <= upper)).all(-1)
+            if not inside.any():
+                raise InputError("region", "no sample of q lies in the mode's region")
+            z = z[inside]
+            start = z[self.flow.log_prob(z).topk(min(num_starts, len(z))).indices]
+        lo = lower + margin * (upper - lower)
+        width = (1 - 2 * margin) * (upper - lower)
+        p = ((start - lo) / width).clamp(1e-5, 1 - 1e-5)
+        u = (torch.log(p) - torch.log1p(-p)).requires_grad_(True)
 
         def to_z(u: Tensor) -> Tensor:  # held coordinates exactly at their values, even in the margin
             return free * (lo + width * torch.sigmoid(u)) + (1 - free) * held
 
         opt = torch.optim.Adam([u], lr=lr)
         for _ in range(steps):
-            zz = to_z(u)
-            loss = -self.flow.log_prob(zz).sum()
+            loss = -self.flow.log_prob(to_z(u)).sum()
             opt.zero_grad()
             loss.backward()
             u.grad *= free
             opt.step()
         with torch.no_grad():
             zz = to_z(u)
-            if constraint is not None:
-                ok = constraint(zz)
-                zz = zz[ok] if ok.any() else zz
-            best = self.flow.log_prob(zz).argmax()
-            return zz[best].detach()
+            return zz[self.flow.log_prob(zz).argmax()].detach()
 
     def hessian_directions(self, z: Tensor, ratio: float = 0.1) -> HessianDirections:
         """Sensitive and degenerate directions of log q at ``z``: (dim,)."""

@@ -53,7 +53,8 @@ class OptimizerSettings(param.Parameterized):
     num_threads = param.Integer(1, bounds=(0, None), doc=(
         "CPU threads for torch's intra-op pool while training (process-wide; 0 leaves torch's default). "
         "1 is fastest for the small batched ops of most models, and far faster when cores are shared"))
-    test_chunk = param.Integer(50_000, bounds=(100, None), doc="samples per vectorized chunk in the tests")
+    test_chunk = param.Integer(8192, bounds=(100, None), doc=(
+        "samples per vectorized chunk in the tests (larger chunks are slower on CPU at high dimension)"))
 
 
 def settings_for(model: Model, **overrides: Any) -> tuple[FlowSettings, OptimizerSettings]:

@@ -62,6 +62,16 @@ def test_conditional_mode_holds_coordinates_fixed(dist):
     assert err.value.field == "fixed[a1]"
 
 
+def test_mode_in_a_region_stays_there(dist):
+    """Signed modes (paper eqs 89-90): the ascent cannot leave the requested half of the box."""
+    for low, high in ((0.0, 10.0), (-10.0, 0.0)):
+        mode = dist.find_mode(num_starts=3, fixed={"a4": 0.5}, region={"a1": (low, high)})
+        assert low < mode[0].item() < high and mode[3].item() == pytest.approx(0.5, abs=1e-5)
+    with pytest.raises(InputError) as err:
+        dist.find_mode(region={"a1": (11.0, 12.0)})
+    assert err.value.field == "region[a1]"
+
+
 def test_predictive_and_trajectories(dist):
     f = dist.predictive(100)
     assert f.shape == (100, 2) and torch.isfinite(f).all()

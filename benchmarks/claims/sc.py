@@ -50,45 +50,6 @@ def train(quick: bool, overrides: dict[str, Any], run_dir: str | None, max_minut
     return result, time.perf_counter() - start, str(trainer.device)
 
 
-def signed_mode(q, fixed: dict[str, float], signed: str, sign: float, num_starts: int = 10,
-                steps: int = 400, lr: float = 0.05) -> torch.Tensor:
-    """argmax log q(z) with ``fixed`` coordinates held and ``sign * z[signed] > 0`` (eqs 89-90).
-
-    ``EPIDistribution.find_mode(constraint=...)`` only filters its starting points, so its ascent can
-    cross sW = 0; here the signed coordinate is mapped onto its half of the box, so it cannot: (dim,)."""
-    names = q.parameter_names
-    lower, upper = q.lower.clone(), q.upper.clone()
-    i = names.index(signed)
-    if sign > 0:
-        lower[i] = 0.0
-    else:
-        upper[i] = 0.0
-    with torch.no_grad():
-        z = q.sample(4000)
-        for name, value in fixed.items():
-            z[:, names.index(name)] = value
-        z = z[sign * z[:, i] > 0]
-        if len(z) == 0:
-            raise ValueError(f"no sample of q has {signed} {'>' if sign > 0 else '<'} 0")
-        start = z[q.log_prob(z).topk(min(num_starts, len(z))).indices]
-    width = upper - lower
-    p = ((start - lower) / width).clamp(1e-5, 1 - 1e-5)
-    u = (torch.log(p) - torch.log1p(-p)).requires_grad_(True)
-    free = torch.ones(len(names))
-    for name in fixed:
-        free[names.index(name)] = 0.0
-    opt = torch.optim.Adam([u], lr=lr)
-    for _ in range(steps):
-        loss = -q.log_prob(lower + width * torch.sigmoid(u)).sum()
-        opt.zero_grad()
-        loss.backward()
-        u.grad *= free
-        opt.step()
-    with torch.no_grad():
-        zz = lower + width * torch.sigmoid(u)
-        return zz[q.log_prob(zz).argmax()]
-
-
 def paired_change(control: torch.Tensor, treated: torch.Tensor) -> tuple[float, float]:
     """Mean change and two-sided paired t-test p-value over posterior samples."""
     diff = (treated - control).double().numpy()
@@ -110,7 +71,7 @@ def analysis_rows(q, row: dict[str, Any]) -> list[dict[str, Any]]:
     for label, sign in (("z1", 1.0), ("z2", -1.0)):
         start = time.perf_counter()
         try:
-            mode = signed_mode(q, {"hW": MODE_HW}, "sW", sign)
+            mode = q.find_mode(fixed={"hW": MODE_HW}, region={"sW": (0.0, 5.0) if sign > 0 else (-5.0, 0.0)})
             with torch.no_grad():
                 acc = model.emergent_statistics(mode[None].repeat(5, 1)).mean(0)
                 log_q = float(q.log_prob(mode))
