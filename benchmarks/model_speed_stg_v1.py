@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 
 from core.model import load_model
-from core.models import stg as stg_module
 
 
 # --- straightforward STG: the reference's structure, in torch -------------------------------------

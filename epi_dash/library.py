@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Callable
 
 import holoviews as hv
-import numpy as np
 import pandas as pd
 import panel as pn
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.claims.sc import parse_overrides, print_table
+from benchmarks.claims import parse_overrides, print_table
 from core import EPITrainer, IterationRecord, load_model, settings_for
 
 PAPER_N = (2, 10, 25, 50, 100, 250)

@@ -13,8 +13,6 @@ training (with a checkpoint) and analyses the distribution reached, saying so in
 from __future__ import annotations
 
 import argparse
-import shlex
-import sys
 import threading
 import time
 from typing import Any
@@ -23,6 +21,7 @@ import numpy as np
 import torch
 from scipy import stats
 
+from benchmarks.claims import parse_overrides, print_table
 from core import EPITrainer, load_model, load_run, settings_for
 
 #: a few minutes on a 2-core CPU: exercises every path, does not match the paper
@@ -131,27 +130,6 @@ def run(quick: bool = False, overrides: dict[str, Any] | None = None, run_dir: s
     if error:
         return rows
     return rows + analysis_rows(q, dict(device=device, command=command))
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        for cast in (int, float, str):
-            try:
-                out[key] = cast(value)
-                break
-            except ValueError:
-                continue
-    return out
-
-
-def print_table(rows: list[dict]) -> None:
-    print("| claim | measured | paper | wall time | device |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['claim']} | {r['measured']} | {r['paper']} | {r['wall_time_s']} s | {r['device']} |")
-    print("command:", rows[0]["command"] if rows else shlex.join(sys.argv))
 
 
 def main(argv: list[str] | None = None) -> None:

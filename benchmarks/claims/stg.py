@@ -8,12 +8,12 @@ the Hessian of log q at the mode has two negative eigenvalues (paper: -10.7 and 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from typing import Any
 
 
+from benchmarks.claims import parse_overrides, print_table
 from core import EmergentProperty, EPITrainer, load_model, settings_for
 
 #: a few minutes on a 2-core CPU: enough to exercise the path, not to match the paper
@@ -99,20 +99,6 @@ def analyze(run_dir: str) -> list[dict]:
     return [head] + analysis_rows(loaded.distribution, str(meta.get("device")), command)
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = int(value)
-        except ValueError:
-            try:
-                out[key] = float(value)
-            except ValueError:
-                out[key] = value
-    return out
-
-
 def main(module_run=run, analyze_run=analyze, argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(sys.modules[module_run.__module__].__doc__ or ""))
     parser.add_argument("--quick", action="store_true")
@@ -126,9 +112,7 @@ def main(module_run=run, analyze_run=analyze, argv: list[str] | None = None) -> 
         rows = analyze_run(args.analyze)
     else:
         rows = module_run(quick=args.quick, overrides=parse_overrides(args.set), run_dir=args.out)
-    for r in rows:
-        print(f"| {r['claim']} | {r['measured']} | {r['paper']} | {r['wall_time_s']} s | {r['device']} |")
-    print("command:", rows[0]["command"] if rows else shlex.join(sys.argv))
+    print_table(rows)
 
 
 if __name__ == "__main__":
