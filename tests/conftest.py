@@ -11,3 +11,25 @@ DATA = Path(__file__).parent / "data"
 @pytest.fixture
 def user_model_spec() -> str:
     return f"{DATA / 'oscillator_model.py'}:DampedOscillator"
+
+
+def _train_a_few_iterations(model, iterations: int = 3, batch_size: int = 16, **settings):
+    """A real EPITrainer run of ``iterations`` steps with tiny CPU settings: (result, iteration records)."""
+    from core import EPITrainer, settings_for
+
+    base = dict(batch_size=batch_size, iters_per_epoch=iterations, num_epochs=1, num_test_batches=10,
+                init_iters=2, num_units=8, device="cpu", seed=3)
+    flow, opt = settings_for(model, **{**base, **settings})
+    records = []
+    trainer = EPITrainer(model, flow=flow, opt=opt)
+    trainer.add_callback(on_iteration=records.append)
+    result = trainer.train()
+    assert result.error is None, result.error
+    assert result.iterations == iterations and len(records) == iterations
+    return result, records
+
+
+@pytest.fixture
+def train_a_few_iterations():
+    """``train_a_few_iterations(model, iterations=3, **settings) -> (result, records)``."""
+    return _train_a_few_iterations

@@ -151,17 +151,9 @@ def test_classification_and_trajectories():
 
 
 @pytest.mark.parametrize("N", [2, 25])
-def test_a_few_epi_iterations(N):
-    from core import EPITrainer, settings_for
-
+def test_a_few_epi_iterations(N, train_a_few_iterations):
     model = load_model("rnn", N=N)
-    flow, opt = settings_for(model, batch_size=32, iters_per_epoch=4, num_epochs=1, num_test_batches=10,
-                             init_iters=2, num_units=16, device="cpu", seed=1)
-    records = []
-    trainer = EPITrainer(model, flow=flow, opt=opt)
-    trainer.add_callback(on_iteration=records.append)
-    result = trainer.train()
-    assert result.error is None and result.iterations == 4 and len(records) == 4
+    result, records = train_a_few_iterations(model, iterations=4, batch_size=32, num_units=16, seed=1)
     assert all(np.isfinite(r.entropy) and np.all(np.isfinite(r.R)) for r in records)
     assert result.distribution.sample(3).shape == (3, 4 * N)
 

@@ -148,17 +148,9 @@ def test_seeded_noise_is_reproducible_and_chunking_is_consistent():
     assert np.allclose(chunked.mean(0).numpy(), whole.detach().mean(0).numpy(), atol=0.03)
 
 
-def test_a_few_epi_iterations():
-    from core import EPITrainer, settings_for
-
+def test_a_few_epi_iterations(train_a_few_iterations):
     model = load_model("sc", num_trials=20)
-    flow, opt = settings_for(model, batch_size=16, iters_per_epoch=3, num_epochs=1, num_test_batches=10,
-                             init_iters=2, num_units=8, device="cpu", seed=3)
-    records = []
-    trainer = EPITrainer(model, flow=flow, opt=opt)
-    trainer.add_callback(on_iteration=records.append)
-    result = trainer.train()
-    assert result.error is None and result.iterations == 3 and len(records) == 3
+    result, records = train_a_few_iterations(model)
     assert all(np.isfinite(r.entropy) and all(0 <= m <= 1 for m in r.f_mean) for r in records)
     z = result.distribution.sample(5)
     assert z.shape == (5, 4) and bool(((z > -5) & (z < 5)).all())

@@ -130,17 +130,9 @@ def test_statistic_gradient_is_finite_and_matches_finite_differences():
         torch.testing.assert_close(grad[:, k], numeric, rtol=1e-3, atol=1e-5)
 
 
-def test_a_few_epi_iterations():
-    from core import EPITrainer, settings_for
-
+def test_a_few_epi_iterations(train_a_few_iterations):
     model = load_model("stg", compile="off", num_steps=100)
-    flow, opt = settings_for(model, batch_size=8, iters_per_epoch=3, num_epochs=1, num_test_batches=10,
-                             init_iters=2, num_units=8, device="cpu", seed=3)
-    records = []
-    trainer = EPITrainer(model, flow=flow, opt=opt)
-    trainer.add_callback(on_iteration=records.append)
-    result = trainer.train()
-    assert result.error is None and result.iterations == 3 and len(records) == 3
+    result, records = train_a_few_iterations(model, batch_size=8)
     assert all(np.isfinite(r.entropy) and 0 <= r.f_mean[0] <= 1 for r in records)
     z = result.distribution.sample(5)
     assert z.shape == (5, 2) and bool(((z[:, 0] > 4) & (z[:, 0] < 8) & (z[:, 1] > 0.01) & (z[:, 1] < 4)).all())

@@ -97,17 +97,9 @@ def test_gradients_finite_and_s_e_increases_with_sigma_e():
     assert (z.grad[:, 0] > 0).all() and (z.grad[:, 1] > 0).all()  # E and P noise raise s_E
 
 
-def test_a_few_epi_iterations():
-    from core import EPITrainer, settings_for
-
+def test_a_few_epi_iterations(train_a_few_iterations):
     model = load_model("v1", num_trials=10, num_steps=60, t_ss=0.02)
-    flow, opt = settings_for(model, batch_size=16, iters_per_epoch=3, num_epochs=1, num_test_batches=10,
-                             init_iters=2, num_units=8, device="cpu", seed=3)
-    records = []
-    trainer = EPITrainer(model, flow=flow, opt=opt)
-    trainer.add_callback(on_iteration=records.append)
-    result = trainer.train()
-    assert result.error is None and result.iterations == 3 and len(records) == 3
+    result, records = train_a_few_iterations(model)
     assert all(np.isfinite(r.entropy) and r.f_mean[0] >= 0 for r in records)
     z = result.distribution.sample(5)
     assert z.shape == (5, 4) and bool(((z > 0) & (z < 0.5)).all())
