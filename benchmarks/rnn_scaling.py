@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.fig19_only:
         table = run_scaling(args)
         plot_scaling(table, out, [n for n in args.N if n in (2, 25, 100)] or args.N[:1])
-        print(f"\n# summary (mean over converged seeds; n_conv / seeds)")
+        print("\n# summary (mean over converged seeds; n_conv / seeds)")
         conv = table.assign(ok=table["converged"] == "yes")
         summary = conv.groupby(["method", "setting", "N"]).agg(
             n_conv=("ok", "sum"), runs=("ok", "size"), t_criterion_s=("t_criterion_s", "mean"),
