@@ -3,9 +3,18 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(1)  # small batched ops: one thread is fastest, and CI shares its cores
 
 DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Small batched ops: one intra-op thread is fastest, and two threads contending on CI's 2 shared
+    cores run up to ~100x slower. Restored after each test in case one changes it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

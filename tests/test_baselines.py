@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from core.baselines import (
     Budget,
@@ -34,15 +33,6 @@ TINY_SNPE = dict(simulations_per_round=300, max_rounds=2, stop_after_epochs=2, n
                  num_predictive=200, patience_rounds=None)
 TINY_SMC = dict(population_size=40, max_populations=3, num_predictive=200)
 TINY_EPI = dict(iters_per_epoch=15, batch_size=40, init_iters=5, num_test_batches=10, num_epochs=2)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The CI box has 2 shared cores: two torch threads contending with other jobs run ~100x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def problem_for(name: str, **hyper) -> InferenceProblem:

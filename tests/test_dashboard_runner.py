@@ -18,15 +18,6 @@ TINY = dict(iters_per_epoch=20, num_epochs=2, init_iters=5, num_test_batches=10,
 QUICK_ANALYSIS = AnalysisSettings(num_starts=1, num_samples=100, steps=10, num_predictive=100)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Training runs in its own thread; intra-op threads on 2 shared cores only slow it down."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _runner(**kw) -> TrainingRunner:
     return TrainingRunner(snapshot_every=10, snapshot_samples=50, analysis=QUICK_ANALYSIS, **kw)
 
