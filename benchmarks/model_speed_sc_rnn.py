@@ -14,7 +14,6 @@ Lagrangian loss, backward, Adam), for the RNN with the flow's LU and permutation
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -24,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from benchmarks.model_speed_stg_v1 import _python_fraction, _time_iterations  # noqa: E402
+from benchmarks.model_speed_stg_v1 import _python_fraction, _time_iterations, speed_parser  # noqa: E402
 from core import EPITrainer, load_model, settings_for  # noqa: E402
 from core.models.sc import sc_connectivity  # noqa: E402
 
@@ -85,11 +84,7 @@ def time_epi_steps(model, overrides: dict, device: str, repeats: int) -> list[fl
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: least disturbed by "
-                        "other jobs on a shared 2-core machine)")
+    parser = speed_parser(__doc__)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -146,12 +146,18 @@ def _overhead_bound(statistic, z_sampler, repeats: int, median: float) -> float:
     return statistics.median(tiny) / median
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def speed_parser(description: str | None) -> argparse.ArgumentParser:
+    """Arguments shared by the model speed benchmarks: --repeats, --device, --threads."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: least disturbed by "
                         "other jobs on a shared 2-core machine)")
+    return parser
+
+
+def main() -> None:
+    parser = speed_parser(__doc__)
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -123,6 +123,7 @@ class EPITrainer:
         self.mu_opt = prop.mu_opt(self.device)
         m = prop.num_constraints
         self.eta = torch.zeros(m, device=self.device)
+        self._last_R = torch.zeros(m, device=self.device)  # R of the latest training batch
         self.c = float(self.opt.c0)
         self.epoch = 0  # completed epochs
         self.iteration = 0  # completed iterations
