@@ -1,15 +1,17 @@
 """Iterations/s of the STG and V1 statistics (forward + backward), before and after optimization.
 
-    .venv/bin/python benchmarks/model_speed_stg_v1.py [--repeats 5] [--device cpu] [--profile]
+    .venv/bin/python benchmarks/model_speed_stg_v1.py [--repeats 5] [--device cpu] [--models stg v1] [--no-compile]
 
 "Straightforward" = a per-step transcription of the equations, one tensor op per term, as the
-reference code is written (kept only here, as the baseline). "Optimized" = the models in core/models.
-One iteration = simulate a batch (STG 400, V1 100 x 100 trials), compute the statistic, backpropagate.
+reference code is written (kept only here, as the baseline). "Optimized" = the models in core/models;
+for V1 also the previous optimized version (reverse-mode autograd, kept only here). One iteration =
+simulate a batch (STG 400, V1 100 x 100 trials), compute the statistic, backpropagate.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import statistics
 import time
@@ -103,6 +105,33 @@ def straightforward_v1_s_e(z: torch.Tensor, model) -> torch.Tensor:
     return x_t.std(dim=-1, unbiased=False).mean(dim=1)
 
 
+# --- previous optimized V1: trial-major state, reverse-mode autograd through every step --------------
+def previous_v1_s_e(z: torch.Tensor, model) -> torch.Tensor:
+    """(batch,) s_E: (batch, trials, 4) state, unit OU noise outside autograd, running moments, and
+    a graph of 200 steps for backward (V1 before forward-mode tangents and compiled chunks)."""
+    batch, trials = z.shape[0], model.num_trials
+    w_t = torch.tensor(model.W).T.contiguous()
+    h = torch.tensor(model.h_baseline) + model.contrast * torch.tensor(model.h_contrast)
+    decay = model.dt / model.tau_noise
+    scale = (model.noise_scale * math.sqrt(1 + model.tau / model.tau_noise) * math.sqrt(2 * decay)) * z[:, None, :]
+    x = model.x0_low + (model.x0_high - model.x0_low) * model.rand(batch, trials, 4, like=z)
+    w = torch.zeros(batch, trials, 4)
+    start, shift = model.window_start, None
+    for step in range(1, model.num_steps + 1):
+        recurrent = torch.addmm(h, x.reshape(-1, 4), w_t).reshape(batch, trials, 4)
+        x = torch.lerp(x, torch.relu(torch.addcmul(recurrent, scale, w)).square(), model.dt / model.tau)
+        with torch.no_grad():
+            w = torch.add(model.randn(batch, trials, 4, like=z), w, alpha=1 - decay)
+        if step >= start:
+            if shift is None:
+                shift = x[..., 0].detach()
+                sum_d = sum_d2 = torch.zeros_like(shift)
+            d = x[..., 0] - shift
+            sum_d, sum_d2 = sum_d + d, torch.addcmul(sum_d2, d, d)
+    n = model.num_steps - start + 1
+    return torch.sqrt((sum_d2 / n - (sum_d / n) ** 2).clamp_min(0.0) + 1e-8).mean(dim=1)
+
+
 # --- harness -------------------------------------------------------------------------------------
 def _time_iterations(statistic, z_sampler, repeats: int) -> list[float]:
     """Wall seconds of ``repeats`` forward + backward passes (after one warm-up call)."""
@@ -156,9 +185,28 @@ def speed_parser(description: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+def _compile_seconds(model, z_sampler) -> float:
+    """Wall seconds of the first iteration of a compile='on' model: compiling (or loading the
+    compiled code from inductor's cache) plus one iteration."""
+    start = time.perf_counter()
+    model.emergent_statistics(z_sampler().requires_grad_()).sum().backward()
+    return time.perf_counter() - start
+
+
+#: per model: the baselines (label, statistic(z, model)), then the labels of the core model eager / compiled
+VARIANTS = {
+    "stg": ([("straightforward (autograd, per-term ops)", straightforward_stg_hub_freq)],
+            "optimized eager (forward-mode tangents)", "optimized compiled (20-step chunks)"),
+    "v1": ([("straightforward (autograd incl. noise, traces kept)", straightforward_v1_s_e),
+            ("previous optimized eager (reverse mode, trial-major)", previous_v1_s_e)],
+           "optimized eager (forward-mode tangents, pop.-major)", "optimized compiled (25-step chunks)"),
+}
+
+
 def main() -> None:
     parser = speed_parser(__doc__)
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
+    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variants")
+    parser.add_argument("--models", nargs="+", choices=["stg", "v1"], default=["stg", "v1"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -168,27 +216,21 @@ def main() -> None:
     stg_z = lambda: stg_lo + (stg_hi - stg_lo) * torch.rand(400, 2, device=device, generator=gen)  # noqa: E731
     v1_z = lambda: 0.5 * torch.rand(100, 4, device=device, generator=gen)  # noqa: E731
 
-    stg_eager = load_model("stg", compile="off")
-    v1 = load_model("v1")
-    rows = [
-        ("stg", "straightforward (autograd, per-term ops)", lambda z: straightforward_stg_hub_freq(z, stg_eager), stg_z),
-        ("stg", "optimized eager (forward-mode tangents)", lambda z: stg_eager.emergent_statistics(z), stg_z),
-    ]
-    compile_s = None
-    if not args.no_compile:
-        stg_compiled = load_model("stg", compile="on")
-        start = time.perf_counter()
-        stg_compiled.emergent_statistics(stg_z().requires_grad_()).sum().backward()
-        compile_s = time.perf_counter() - start
-        rows.append(("stg", "optimized compiled (20-step chunks)", lambda z: stg_compiled.emergent_statistics(z), stg_z))
-    rows += [
-        ("v1", "straightforward (autograd incl. noise, traces kept)", lambda z: straightforward_v1_s_e(z, v1), v1_z),
-        ("v1", "optimized (unit OU outside autograd, running moments)", lambda z: v1.emergent_statistics(z), v1_z),
-    ]
+    samplers = {"stg": stg_z, "v1": v1_z}
+    rows, compile_s = [], {}
+    for name in args.models:
+        baselines, eager_label, compiled_label = VARIANTS[name]
+        eager = load_model(name, compile="off")
+        rows += [(name, label, functools.partial(fn, model=eager), samplers[name]) for label, fn in baselines]
+        rows.append((name, eager_label, eager.emergent_statistics, samplers[name]))
+        if not args.no_compile:
+            compiled = load_model(name, compile="on")
+            compile_s[name] = _compile_seconds(compiled, samplers[name])
+            rows.append((name, compiled_label, compiled.emergent_statistics, samplers[name]))
     print(f"device {device}, torch threads {args.threads}, {args.repeats} timed iterations each "
           f"(shared CPU: compare rows of one run, not across runs)")
-    if compile_s is not None:
-        print(f"stg compile + first iteration: {compile_s:.1f} s")
+    for model_name, seconds in compile_s.items():
+        print(f"{model_name} compile + first iteration: {seconds:.1f} s")
     print("python %: profiler (1 - time in torch ops / wall); overhead <=: same code on 1 sample / full batch")
     print(f"{'model':5} {'variant':58} {'it/s (median)':>13} {'s/it min':>9} {'s/it max':>9} {'python %':>8} "
           f"{'overhead <=':>11}  speedup")

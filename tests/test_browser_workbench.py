@@ -10,12 +10,15 @@ import time
 import pytest
 expect = pytest.importorskip("playwright.sync_api").expect
 
+from epi_dash.live import CURVE_POINTS
 from tests.browser import browser_page, cds_lengths, open_app, requires_browser, screenshot, serve_apps
 
 pytestmark = [pytest.mark.browser, requires_browser]
 
-#: long enough that Stop interrupts it, cheap enough to start within seconds
-TINY = {"Iters per epoch": "5000", "Num epochs": "1", "Init iters": "10", "Num test batches": "10",
+#: long enough that Stop interrupts it on any machine (the LDS runs ~1-2 ms/it; a fast one finished
+#: 5,000 iterations before Stop), cheap enough to start within seconds
+ITERS = 50_000
+TINY = {"Iters per epoch": str(ITERS), "Num epochs": "1", "Init iters": "10", "Num test batches": "10",
         "Batch size": "100"}
 
 
@@ -51,7 +54,7 @@ def test_train_stop_reopen_and_bad_input(tmp_path):
         page.wait_for_timeout(500)
 
         page.get_by_role("button", name="Start", exact=True).click()
-        _wait_status(page, r"iteration [1-9]\d*/5000")
+        _wait_status(page, rf"iteration [1-9]\d*/{ITERS}")
         before = sum(cds_lengths(page))
         deadline = time.monotonic() + 20  # plots refresh every 1-4 s (throttled), counters every 0.25 s
         while (after := sum(cds_lengths(page))) <= before:
@@ -64,7 +67,7 @@ def test_train_stop_reopen_and_bad_input(tmp_path):
         page.get_by_role("button", name="Stop").click()
         stopped = _wait_status(page, r"^Stopped")
         stopped_at = int(re.search(r"iteration (\d+)/", stopped).group(1))
-        assert 0 < stopped_at < 5000
+        assert 0 < stopped_at < ITERS
 
         run_dirs = [p.parent for p in runs.glob("*/run.json")]
         assert len(run_dirs) == 1 and (run_dirs[0] / "checkpoint.pt").is_file()
@@ -79,11 +82,12 @@ def test_train_stop_reopen_and_bad_input(tmp_path):
         page.get_by_label("mean (1/s)").press("Enter")
         row.locator("input[type=checkbox]").first.click()
         page.get_by_role("button", name="Open run").click()
-        _wait_status(page, rf"^Stopped.* iteration {stopped_at}/5000")
+        _wait_status(page, rf"^Stopped.* iteration {stopped_at}/{ITERS}")
         assert page.get_by_label("mean (1/s)").input_value() == "0.2"
         page.get_by_text("Training", exact=True).click()
         page.wait_for_timeout(1500)
-        assert sum(cds_lengths(page)) >= stopped_at, "the reopened run's curves are empty"
+        stride = ITERS // CURVE_POINTS  # long runs plot every stride-th iteration
+        assert sum(cds_lengths(page)) >= stopped_at // stride, "the reopened run's curves are empty"
         page.get_by_text("Samples & modes", exact=True).click()
         page.get_by_text("★ mode").wait_for()
         page.wait_for_timeout(4000)

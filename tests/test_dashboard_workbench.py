@@ -117,7 +117,7 @@ def test_start_streams_into_views_saves_and_reopens(tmp_path):
 
 def test_stop_then_resume_continues_the_same_run(tmp_path):
     wb = _workbench(tmp_path)
-    wb.setup.opt.param.update(iters_per_epoch=2000, num_epochs=1)
+    wb.setup.opt.param.update(iters_per_epoch=100_000, num_epochs=1)
     wb.start()
     deadline = time.monotonic() + 60
     while wb.live.state.iteration < 3:

@@ -143,6 +143,17 @@ def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
     assert [r.split(",")[:5] for r in trace_full] == [r.split(",")[:5] for r in trace_part]
 
 
+def test_stop_requested_before_train_is_honoured_once(tmp_path):
+    """A UI may ask to stop while the trainer is still being built: train() must not drop it."""
+    model = load_model("lds")
+    flow, opt = tiny_settings(model)
+    tr = EPITrainer(model, None, flow, opt, run_dir=tmp_path)
+    tr.request_stop()
+    res = tr.train()
+    assert res.state == "stopped" and res.iterations == 0 and tr.initialized
+    assert tr.train().iterations == 90  # the request was consumed: the next call runs to the end
+
+
 def test_nan_statistics_stop_training_with_message(tmp_path):
     model = SometimesNaN()
     flow, opt = tiny_settings(model)

@@ -150,22 +150,6 @@ def test_chunked_steps_match_one_pass():
     torch.testing.assert_close(d_chunked, d_whole)
 
 
-def test_compile_failure_falls_back_or_raises(monkeypatch):
-    def broken_compile(fn, **kw):
-        def run(*args):
-            raise RuntimeError("no compiler")
-        return run
-
-    monkeypatch.setattr(torch, "compile", broken_compile)
-    z = torch.tensor([[5.0, 1.0]], requires_grad=True)  # compiled steps serve gradient batches
-    with pytest.warns(UserWarning, match="running eagerly"):
-        v = seeded(load_model("stg", compile="auto", num_steps=60)).simulate(z)
-    torch.testing.assert_close(v, stg(num_steps=60).simulate(z))
-    with pytest.raises(InputError) as err:
-        load_model("stg", compile="on", num_steps=60).simulate(z)
-    assert err.value.field == "compile"
-
-
 def test_changed_hyperparameters_take_effect():
     model = stg(num_steps=60)
     z = torch.tensor([[5.0, 1.0]])

@@ -6,7 +6,6 @@ potassium gating N and hyperpolarization gating H (a 15-D stochastic system, eqs
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -16,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..compiling import COMPILE_MODES, CompiledOrEager
 from ..errors import InputError
 from ..model import FreeParameter, Model, Statistic, Trajectories, register_model
 
@@ -268,7 +268,7 @@ class STG(Model):
         doc="start state [V (V) x5, N x5, H x5] for f1, f2, hub, s1, s2 (reference code's vector)",
     )
     compile = param.Selector(
-        default="auto", objects=["auto", "on", "off"],
+        default="auto", objects=list(COMPILE_MODES),
         doc="torch.compile the Euler steps of gradient batches in chunks ('auto': when it works here, "
         "else eager); compiling takes one to three minutes on a 2-core CPU, once per process",
     )
@@ -333,7 +333,7 @@ class STG(Model):
         super().__init__(**params)
         self._constants: dict[tuple, STGConstants] = {}
         self._bases: dict[tuple, Tensor] = {}
-        self._compiled = None
+        self._compiled = CompiledOrEager(euler_steps, "STG", dynamic=True, fullgraph=True)
 
     @property
     def trajectory_dt(self) -> float:  # type: ignore[override]
@@ -407,25 +407,8 @@ class STG(Model):
     def _steps(self):
         """The Euler-steps function for training (with tangents) and its chunk length: compiled
         (torch.compile) when ``compile`` allows it and it works here, else the eager ``euler_steps``."""
-        if self.compile == "off" or self._compiled is False:
-            return euler_steps, None
-        if self._compiled is None:
-            self._compiled = torch.compile(euler_steps, dynamic=True, fullgraph=True)
-        return self._eager_on_failure, self.steps_per_chunk
-
-    def _eager_on_failure(self, *args):
-        """Run the compiled steps; if compilation fails (no C++ compiler, unsupported device),
-        fall back to eager for good ('auto') or raise ('on')."""
-        if self._compiled is False:
-            return euler_steps(*args)
-        try:
-            return self._compiled(*args)
-        except Exception as exc:  # noqa: BLE001 - any compiler error: eager gives the same numbers
-            if self.compile == "on":
-                raise InputError("compile", f"torch.compile failed here: {exc}") from exc
-            warnings.warn(f"STG: torch.compile failed ({type(exc).__name__}); running eagerly", stacklevel=2)
-            self._compiled = False
-            return euler_steps(*args)
+        steps = self._compiled.select(self.compile)
+        return steps, (None if steps is euler_steps else self.steps_per_chunk)
 
     def hub_frequency(self, v_hub: Tensor) -> Tensor:
         """Soft-argmax frequency (Hz): (batch,) from hub voltage traces v_hub: (batch, T + 1) in V."""
