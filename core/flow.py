@@ -111,10 +111,10 @@ class Permutation(nn.Module):
         self.register_buffer("inv", torch.argsort(perm))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return x[..., self.perm], x.new_zeros(x.shape[:-1])
+        return x.index_select(-1, self.perm), x.new_zeros(x.shape[:-1])
 
     def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        return y[..., self.inv], y.new_zeros(y.shape[:-1])
+        return y.index_select(-1, self.inv), y.new_zeros(y.shape[:-1])
 
 
 class BatchNorm(nn.Module):

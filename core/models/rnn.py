@@ -74,33 +74,48 @@ def _top_eigenvalue(S: Tensor) -> Tensor:
     return torch.where(finite, top, torch.full_like(top, float("nan")))
 
 
+def _top_eigenvector_of_symmetric_part(U: Tensor, V: Tensor) -> tuple[Tensor, Tensor]:
+    """Unit top eigenvector of W^s = (U V^T + V U^T) / 2 for N > 4, without gradients, from the 4x4
+    problem of ``_reduced_symmetric_part``: (batch, N), and a (batch,) mask of finite S (zeros where
+    not finite, so LAPACK never sees a NaN)."""
+    with torch.no_grad():
+        S, L, A = _reduced_symmetric_part(U, V)
+        finite = torch.isfinite(S).all(-1).all(-1)
+        y = torch.linalg.eigh(torch.where(finite[..., None, None], S, torch.zeros_like(S)))[1][..., -1:]
+        L = torch.where(finite[..., None, None], L, torch.eye(4, dtype=L.dtype, device=L.device))
+        direction = (A.double() @ torch.linalg.solve_triangular(L.transpose(-1, -2), y, upper=True))[..., 0]
+        direction = direction / direction.norm(dim=-1, keepdim=True).clamp(min=1e-300)
+        return torch.where(finite[..., None], direction, torch.zeros_like(direction)).to(U.dtype), finite
+
+
 def symmetric_part_top_eigenvalue(U: Tensor, V: Tensor) -> Tensor:
     """lambda^s = largest eigenvalue of (W + W^T) / 2 for W = U V^T. U, V: (batch, N, 2) -> (batch,).
 
-    O(N) per sample: eigvalsh of a 4x4 matrix (or of W^s itself when N <= 4, where it is no larger).
-    W^s has N - rank zero eigenvalues too, so the result is never below 0 for N > 4 - as for W^s.
+    O(N) per sample. For N > 4: the top eigenvector v (no gradients) from a 4x4 problem, then
+    lambda^s = v^T W^s v = (U^T v) . (V^T v), whose gradient with v held fixed is exactly
+    d lambda / dW^s = v v^T (Hellmann-Feynman), so no eigendecomposition is differentiated.
+    W^s has N - 4 zero eigenvalues too, so the result is never below 0 for N > 4 - as for W^s.
+    For N <= 4, eigvalsh of W^s itself (no larger than the 4x4 problem).
     """
     N = U.shape[-2]
     if N <= 4:
         W = U @ V.transpose(-1, -2)
         return _top_eigenvalue(0.5 * (W + W.transpose(-1, -2)))
-    S, _, _ = _reduced_symmetric_part(U, V)
-    top = _top_eigenvalue(S)
+    v, finite = _top_eigenvector_of_symmetric_part(U, V)
+    v = v[..., None, :]  # (batch, 1, N)
+    top = ((v @ U) * (v @ V)).sum((-1, -2))
+    top = torch.where(finite, top, torch.full_like(top, float("nan")))
     # the 4x4 problem misses W^s's zero eigenvalues (N > 4): the top one is at least 0
-    return top.clamp(min=0.0).to(U.dtype)
+    return top.clamp(min=0.0)
 
 
 def most_amplified_direction(U: Tensor, V: Tensor) -> Tensor:
     """Unit top eigenvector of (W + W^T) / 2 (the input pattern amplified most): (batch, N). No grad."""
     with torch.no_grad():
-        N = U.shape[-2]
-        if N <= 4:
+        if U.shape[-2] <= 4:
             W = U @ V.transpose(-1, -2)
             return torch.linalg.eigh(0.5 * (W + W.transpose(-1, -2)))[1][..., -1]
-        S, L, A = _reduced_symmetric_part(U, V)
-        y = torch.linalg.eigh(S)[1][..., -1:]  # (batch, 4, 1)
-        direction = (A.double() @ torch.linalg.solve_triangular(L.transpose(-1, -2), y, upper=True))[..., 0]
-        return (direction / direction.norm(dim=-1, keepdim=True)).to(U.dtype)
+        return _top_eigenvector_of_symmetric_part(U, V)[0]
 
 
 @register_model("rnn")
