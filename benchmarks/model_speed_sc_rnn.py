@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from benchmarks.model_speed_stg_v1 import _python_fraction, _time_iterations, speed_parser  # noqa: E402
+from benchmarks.model_speed_stg_v1 import _python_fraction, _time_iterations, python_fraction, speed_parser  # noqa: E402
 from core import EPITrainer, load_model, settings_for  # noqa: E402
 from core.models.sc import sc_connectivity  # noqa: E402
 
@@ -71,7 +71,8 @@ def epi_step_rows():
             yield f"rnn{N}", f"paper settings, {mixing} mixing", load_model("rnn", N=N), {"mixing": mixing}
 
 
-def time_epi_steps(model, overrides: dict, device: str, repeats: int) -> list[float]:
+def time_epi_steps(model, overrides: dict, device: str, repeats: int) -> tuple[list[float], float]:
+    """Wall seconds of ``repeats`` EPI iterations and the Python share of one (``python_fraction``)."""
     flow, opt = settings_for(model, device=device, init_iters=0, **overrides)
     trainer = EPITrainer(model, flow=flow, opt=opt)
     trainer.step()  # warm-up
@@ -80,7 +81,7 @@ def time_epi_steps(model, overrides: dict, device: str, repeats: int) -> list[fl
         start = time.perf_counter()
         trainer.step()
         times.append(time.perf_counter() - start)
-    return times
+    return times, python_fraction(trainer.step)
 
 
 def main() -> None:
@@ -104,11 +105,12 @@ def main() -> None:
               f"{100 * py:7.1f}%  x{baseline[name] / median:.1f}", flush=True)
 
     print("\n2) one EPI iteration (flow + statistic + loss + backward + Adam)")
-    print(f"{'model':7} {'variant':45} {'it/s (median)':>13} {'s/it min':>9} {'s/it max':>9}")
+    print(f"{'model':7} {'variant':45} {'it/s (median)':>13} {'s/it min':>9} {'s/it max':>9} {'python %':>8}")
     for name, variant, model, overrides in epi_step_rows():
-        times = time_epi_steps(model, overrides, args.device, args.repeats)
+        times, py = time_epi_steps(model, overrides, args.device, args.repeats)
         median = statistics.median(times)
-        print(f"{name:7} {variant:45} {1 / median:13.2f} {min(times):9.4f} {max(times):9.4f}", flush=True)
+        print(f"{name:7} {variant:45} {1 / median:13.2f} {min(times):9.4f} {max(times):9.4f} "
+              f"{100 * py:7.1f}%", flush=True)
 
 
 if __name__ == "__main__":

@@ -148,12 +148,18 @@ def _time_iterations(statistic, z_sampler, repeats: int) -> list[float]:
 def _python_fraction(statistic, z_sampler) -> float:
     """Share of one iteration's wall time outside torch ops (Python interpreting, dispatch glue):
     1 - (CPU time of top-level aten ops and compiled-graph calls, incl. backward) / wall time."""
+    z = z_sampler().requires_grad_()
+    return python_fraction(lambda: statistic(z).sum().backward())
+
+
+def python_fraction(run) -> float:
+    """1 - (CPU time of the outermost aten ops and compiled-graph calls) / wall time of ``run()``,
+    under the profiler (whose own per-op cost makes this an overestimate for many tiny ops)."""
     from torch.profiler import ProfilerActivity, profile
 
-    z = z_sampler().requires_grad_()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
-        statistic(z).sum().backward()
+        run()
         wall = time.perf_counter() - start
     op_names = ("aten::", "## Call CompiledFxGraph")
     in_ops = 0.0
