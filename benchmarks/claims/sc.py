@@ -57,6 +57,17 @@ def paired_change(control: torch.Tensor, treated: torch.Tensor) -> tuple[float, 
     return float(diff.mean()), float(stats.ttest_1samp(diff, 0.0).pvalue)
 
 
+def sensitivity(q, mode: torch.Tensor) -> str:
+    """The most sensitive Hessian direction v at ``mode`` and its components along W's eigenmodes
+    [all, side, task, diag] (orthonormal in z, ``connectivity_eigenvalues``; Fig 3C: v1 of regime 1
+    points strongly along lambda_diag, v2 does not)."""
+    directions = q.hessian_directions(mode)
+    v = directions.eigenvectors[:, 0]
+    modes = q.model.connectivity_eigenvalues(v[None])[0] / 2  # the eigenmode map / 2 is orthogonal
+    return (f"v = [{', '.join(f'{x:+.2f}' for x in v.tolist())}] (lambda {float(directions.eigenvalues[0]):.3g}), "
+            f"along [all, side, task, diag] = [{', '.join(f'{x:+.2f}' for x in modes.abs().tolist())}]")
+
+
 def analysis_rows(q, row: dict[str, Any]) -> list[dict[str, Any]]:
     """Predictive accuracies, the two constrained modes, and delay-period inactivation."""
     model = q.model
@@ -77,12 +88,12 @@ def analysis_rows(q, row: dict[str, Any]) -> list[dict[str, Any]]:
                 acc = model.emergent_statistics(mode[None].repeat(5, 1)).mean(0)
                 log_q = float(q.log_prob(mode))
             measured = (f"[sW, vW, dW, hW] = [{', '.join(f'{v:+.2f}' for v in mode.tolist())}]; "
-                        f"p_P {acc[0]:.2f}, p_A {acc[1]:.2f}; log q {log_q:.2f}")
+                        f"p_P {acc[0]:.2f}, p_A {acc[1]:.2f}; log q {log_q:.2f}; {sensitivity(q, mode)}")
         except ValueError as exc:  # no sample with that sign: report rather than abort the table
             measured = f"not found: {exc}"
         rows.append(dict(claim=f"SC: mode {label} (hW = {MODE_HW}, sW {'>' if sign > 0 else '<'} 0)",
-                         measured=measured, paper="exists (Fig 3C star; eq 89)" if sign > 0 else
-                         "exists (Fig 3C star; eq 90)", **{**row, "wall_time_s": round(time.perf_counter() - start, 1)}))
+                         measured=measured, paper="exists (Fig 3C star; eq 89); v1 strongly along lambda_diag"
+                         if sign > 0 else "exists (Fig 3C star; eq 90); v2 not along lambda_diag", **{**row, "wall_time_s": round(time.perf_counter() - start, 1)}))
 
     for gamma in INACTIVATION_GAMMAS:
         start = time.perf_counter()
@@ -96,6 +107,10 @@ def analysis_rows(q, row: dict[str, Any]) -> list[dict[str, Any]]:
             paper="p_A decreases, p_P unchanged (Fig 3E)",
             **{**row, "wall_time_s": round(time.perf_counter() - start, 1)},
         ))
+    r, p = stats.pearsonr(f[:, 0].double().numpy(), opto[:, 1].double().numpy())
+    rows.append(dict(claim=f"SC: p_P vs p_A,opto (delay, gamma={gamma}) across posterior z",
+                     measured=f"Pearson r = {r:+.2f} (p = {p:.2g})", paper="strongly anticorrelated (Fig 3F)",
+                     **{**row, "wall_time_s": 0.0}))
     return rows
 
 
