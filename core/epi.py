@@ -212,19 +212,40 @@ class EPITrainer:
             log_q_sum = log_q_sum + log_q.sum()
         return torch.cat(sums) - self.mu_opt, -float(log_q_sum) / total
 
+    @torch.no_grad()
+    def abc_gaussian(self, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and sd: (dim,) each, of the ``abc_keep`` of ``abc_samples`` uniform draws from the box
+        [lower, upper] whose statistics are closest to the property's mean (distance in units of its
+        sd; draws with non-finite statistics never count). The sd is floored at 1 % of the range."""
+        fs = self.flow_settings
+        if fs.abc_keep > fs.abc_samples:
+            raise InputError("abc_keep", f"must be at most abc_samples ({fs.abc_samples}); got {fs.abc_keep}")
+        z = lower + (upper - lower) * torch.rand(fs.abc_samples, self.model.dim, generator=self.generator,
+                                                 device=self.device)
+        f = torch.cat([self.model.checked_statistics(chunk) for chunk in z.split(self.opt.test_chunk)])
+        mean = torch.as_tensor(self.property.mean, dtype=f.dtype, device=f.device)
+        std = torch.as_tensor(self.property.std, dtype=f.dtype, device=f.device)
+        distance = ((f - mean) / std).square().sum(-1).nan_to_num(nan=float("inf"))
+        kept = z[distance.topk(fs.abc_keep, largest=False).indices]
+        self.init_info["abc_distance"] = float(distance.sort().values[fs.abc_keep - 1].sqrt())
+        return kept.mean(0), torch.maximum(kept.std(0), 0.01 * (upper - lower))
+
     def initialize(self) -> None:
         """Set q to (approximately) the isotropic Gaussian of the settings: closed form, then
         ``init_iters`` steps of reverse-KL refinement; then the c-test's baseline norms."""
         t0 = time.perf_counter()
         lower, upper = (b.to(self.device) for b in self.model.bounds())
         fs = self.flow_settings
-        if fs.init_mean is None:
-            mean = (lower + upper) / 2
+        if fs.init == "abc":
+            mean, sd = self.abc_gaussian(lower, upper)
         else:
-            if len(fs.init_mean) != self.model.dim:
-                raise InputError("init_mean", f"needs {self.model.dim} values; got {len(fs.init_mean)}")
-            mean = torch.tensor(fs.init_mean, dtype=torch.float32, device=self.device)
-        sd = (upper - lower) / 4 if fs.init_sd is None else torch.full_like(lower, fs.init_sd)
+            if fs.init_mean is None:
+                mean = (lower + upper) / 2
+            else:
+                if len(fs.init_mean) != self.model.dim:
+                    raise InputError("init_mean", f"needs {self.model.dim} values; got {len(fs.init_mean)}")
+                mean = torch.tensor(fs.init_mean, dtype=torch.float32, device=self.device)
+            sd = (upper - lower) / 4 if fs.init_sd is None else torch.full_like(lower, fs.init_sd)
         self.flow.set_gaussian_approximation(mean, sd)
         opt = self._new_optimizer()
         kl = float("nan")
@@ -236,7 +257,7 @@ class EPITrainer:
             loss.backward()
             opt.step()
             kl = float(loss.detach())
-        self.init_info = {"init_kl": kl, "init_time_s": time.perf_counter() - t0}
+        self.init_info.update(init_kl=kl, init_time_s=time.perf_counter() - t0)
         self._checkpoint()  # a failure in the baseline test below keeps the initialized flow
         R = self.constraint_batches(self.opt.num_test_batches, self.opt.batch_size)
         self.previous_norms = (R**2).sum(1).cpu().double().numpy()

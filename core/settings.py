@@ -28,6 +28,12 @@ class FlowSettings(param.Parameterized):
                            doc="sd of the Gaussian initialization (default: (upper - lower) / 4 per dimension)")
     init_iters = param.Integer(500, bounds=(0, None),
                                doc="reverse-KL refinement steps of the Gaussian initialization")
+    init = param.Selector(default="gaussian", objects=["gaussian", "abc"], doc=(
+        "the Gaussian q starts from: 'gaussian' = init_mean / init_sd (default: box centre, range / 4); "
+        "'abc' = mean and sd of the abc_keep of abc_samples uniform draws from the box whose statistics "
+        "lie closest to the property's mean (a preliminary rejection-ABC search, the reference's STG init)"))
+    abc_samples = param.Integer(10_000, bounds=(10, None), doc="uniform draws simulated by the 'abc' init")
+    abc_keep = param.Integer(500, bounds=(2, None), doc="draws kept by the 'abc' init (the reference's num_keep)")
 
 
 class OptimizerSettings(param.Parameterized):

@@ -16,6 +16,7 @@ from core import (
     penalty_increase_test,
     settings_for,
 )
+from core.errors import InputError
 
 
 class NoiseOnly(Model):
@@ -179,3 +180,43 @@ def test_streaming_records_arrive_in_order():
     r = its[-1]
     assert len(r.R) == 4 and len(r.f_mean) == 2 and len(r.eta) == 4 and np.isfinite(r.entropy)
     assert all(b.wall_time >= a.wall_time for a, b in zip(its, its[1:]))
+
+
+class Identity(Model):
+    """f = z on the unit square; the property asks for z near (0.8, 0.3)."""
+
+    parameters = (FreeParameter("a", 0, 1), FreeParameter("b", 0, 1))
+    statistics = (Statistic("s", 0.8, 0.05), Statistic("t", 0.3, 0.05))
+
+    def simulate(self, z):
+        return z
+
+    def measure(self, x, z):
+        return x
+
+
+def test_abc_initialization_starts_q_at_the_draws_closest_to_the_property():
+    # 100 of 5,000 uniform draws: a disc of radius ~0.08 around (0.8, 0.3), so the kept mean is within
+    # ~0.005 of it (sd 0.04 / sqrt(100)); 0.03 leaves a wide margin. A box-centre start would be (0.5, 0.5).
+    model = Identity()
+    flow, opt = tiny_settings(model, init="abc", abc_samples=5000, abc_keep=100, init_iters=30, seed=4)
+    trainer = EPITrainer(model, flow=flow, opt=opt)
+    mean, sd = trainer.abc_gaussian(*model.bounds())
+    torch.testing.assert_close(mean, torch.tensor([0.8, 0.3]), atol=0.03, rtol=0)
+    assert (sd < 0.1).all() and (sd >= 0.01).all()
+    trainer.initialize()
+    with torch.no_grad():
+        z, _ = trainer.flow.rsample_and_log_prob(4000)
+    torch.testing.assert_close(z.mean(0), torch.tensor([0.8, 0.3]), atol=0.05, rtol=0)
+    assert (z.std(0) < 0.12).all()
+    assert trainer.init_info["abc_distance"] < 2.0  # the farthest kept draw, in property sds
+
+
+def test_abc_initialization_skips_non_finite_statistics_and_checks_its_settings():
+    model = SometimesNaN()  # t is NaN wherever a > 0.75
+    flow, opt = tiny_settings(model, init="abc", abc_samples=2000, abc_keep=50)
+    mean, _ = EPITrainer(model, flow=flow, opt=opt).abc_gaussian(*model.bounds())
+    assert mean[0] < 0.75
+    flow, opt = tiny_settings(model, init="abc", abc_samples=20, abc_keep=50)
+    with pytest.raises(InputError, match="abc_keep"):
+        EPITrainer(model, flow=flow, opt=opt).initialize()
