@@ -47,7 +47,8 @@ REFRESH_DUTY = 19.0
 #: the progress counters between plot refreshes
 COUNTER_PERIOD_S = 1.0
 MAX_PAIRPLOT_DIMS = 8
-ADVANCED_FLOW = ["num_stages", "num_layers", "num_units", "post_affine", "batch_norm", "init_iters"]
+ADVANCED_FLOW = ["num_stages", "num_layers", "num_units", "post_affine", "batch_norm", "init", "init_iters",
+                 "abc_samples", "abc_keep"]
 ADVANCED_OPT = ["batch_size", "lr", "c0", "gamma", "beta", "num_epochs", "iters_per_epoch", "alpha", "nu",
                 "num_test_batches", "reset_optimizer", "stop_early", "seed"]
 ERROR_STYLE = {"color": "#b00020", "font-size": "12px"}
