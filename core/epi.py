@@ -226,8 +226,9 @@ class EPITrainer:
         mean = torch.as_tensor(self.property.mean, dtype=f.dtype, device=f.device)
         std = torch.as_tensor(self.property.std, dtype=f.dtype, device=f.device)
         distance = ((f - mean) / std).square().sum(-1).nan_to_num(nan=float("inf"))
-        kept = z[distance.topk(fs.abc_keep, largest=False).indices]
-        self.init_info["abc_distance"] = float(distance.sort().values[fs.abc_keep - 1].sqrt())
+        nearest = distance.topk(fs.abc_keep, largest=False)
+        kept = z[nearest.indices]
+        self.init_info["abc_distance"] = float(nearest.values[-1].sqrt())  # the farthest kept draw
         return kept.mean(0), torch.maximum(kept.std(0), 0.01 * (upper - lower))
 
     def initialize(self) -> None:
