@@ -212,6 +212,17 @@ class EPITrainer:
             log_q_sum = log_q_sum + log_q.sum()
         return torch.cat(sums) - self.mu_opt, -float(log_q_sum) / total
 
+    def _set_gaussian(self, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and sd: (dim,) each, from ``init_mean`` / ``init_sd`` (default: box centre, range / 4)."""
+        fs = self.flow_settings
+        if fs.init_mean is None:
+            mean = (lower + upper) / 2
+        else:
+            if len(fs.init_mean) != self.model.dim:
+                raise InputError("init_mean", f"needs {self.model.dim} values; got {len(fs.init_mean)}")
+            mean = torch.tensor(fs.init_mean, dtype=torch.float32, device=self.device)
+        return mean, (upper - lower) / 4 if fs.init_sd is None else torch.full_like(lower, fs.init_sd)
+
     @torch.no_grad()
     def abc_gaussian(self, lower: Tensor, upper: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and sd: (dim,) each, of the ``abc_keep`` of ``abc_samples`` uniform draws from the box
@@ -237,16 +248,7 @@ class EPITrainer:
         t0 = time.perf_counter()
         lower, upper = (b.to(self.device) for b in self.model.bounds())
         fs = self.flow_settings
-        if fs.init == "abc":
-            mean, sd = self.abc_gaussian(lower, upper)
-        else:
-            if fs.init_mean is None:
-                mean = (lower + upper) / 2
-            else:
-                if len(fs.init_mean) != self.model.dim:
-                    raise InputError("init_mean", f"needs {self.model.dim} values; got {len(fs.init_mean)}")
-                mean = torch.tensor(fs.init_mean, dtype=torch.float32, device=self.device)
-            sd = (upper - lower) / 4 if fs.init_sd is None else torch.full_like(lower, fs.init_sd)
+        mean, sd = self.abc_gaussian(lower, upper) if fs.init == "abc" else self._set_gaussian(lower, upper)
         self.flow.set_gaussian_approximation(mean, sd)
         opt = self._new_optimizer()
         kl = float("nan")

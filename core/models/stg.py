@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..compiling import COMPILE_MODES, CompiledOrEager
+from ..forward_mode import ForwardMode
 from ..errors import InputError
 from ..model import FreeParameter, Model, Statistic, Trajectories, register_model
 
@@ -107,7 +108,7 @@ def euler_step(
     V, N, H, noise: (batch, 5); g_el, g_synA: (batch, 1) in S. ``noise`` is the voltage kick
     sigma_I xi dt / C_m (V): current noise sigma_I xi (A) times dt / C_m, without sqrt(dt), as in the
     reference code. With z only 2-D, carrying d(state)/dz forward costs less than recording a graph
-    and backpropagating 300 steps (see ``STGSimulation``)."""
+    and backpropagating 300 steps (see ``core.forward_mode.ForwardMode``)."""
     # all five gates are logistic in V (0.5 (1 + tanh(x)) = sigmoid(2 x); torch.tanh is ~100x slower
     # than sigmoid on CPU here): one (batch, 5 gates, 5 cells) evaluation
     gates = torch.sigmoid(torch.addcmul(c.gate_offset, V.unsqueeze(1), c.gate_scale))
@@ -193,23 +194,6 @@ def simulate_voltages(
     if not with_tangents:
         return v, None
     return v, torch.cat(voltage_tangents)
-
-
-class STGSimulation(torch.autograd.Function):
-    """V(z): (batch, T + 1, 5), differentiated in forward mode: the tangents dV/dz are carried along
-    the Euler steps and contracted with the incoming gradient in ``backward``."""
-
-    @staticmethod
-    def forward(ctx, z: Tensor, noise: Tensor, x0: Tensor, c: STGConstants, steps, steps_per_call) -> Tensor:
-        v, dv_dz = simulate_voltages(z, noise, x0, c, ctx.needs_input_grad[0], steps, steps_per_call)
-        ctx.save_for_backward(dv_dz)
-        return v
-
-    @staticmethod
-    def backward(ctx, grad_v: Tensor):
-        (dv_dz,) = ctx.saved_tensors
-        grad_z = (grad_v.transpose(0, 1).unsqueeze(2) * dv_dz).sum(dim=(0, 3))
-        return grad_z, None, None, None, None, None
 
 
 def frequency_basis(num_samples: int, dt: float, drop: int, window: int, freqs: np.ndarray) -> np.ndarray:
@@ -408,7 +392,13 @@ class STG(Model):
         x0 = torch.tensor(self.x0, device=z.device, dtype=z.dtype)
         c = self.constants(z)
         if torch.is_grad_enabled() and z.requires_grad:
-            return STGSimulation.apply(z, noise, x0, c, *self._steps())
+            steps, steps_per_call = self._steps()
+
+            def voltages_and_tangents(z: Tensor) -> tuple[Tensor, Tensor]:
+                v, dv_dz = simulate_voltages(z, noise, x0, c, True, steps, steps_per_call)
+                return v, dv_dz.permute(2, 1, 0, 3)  # (T + 1, batch, 2, 5) -> (2, batch, T + 1, 5)
+
+            return ForwardMode.apply(z, voltages_and_tangents)
         # without gradients (tests of q, plots) batches are large or few: eager costs little there,
         # and a second compiled graph would cost another minute
         return simulate_voltages(z.detach(), noise, x0, c, False)[0]

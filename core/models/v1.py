@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from ..compiling import COMPILE_MODES, CompiledOrEager
+from ..forward_mode import ForwardMode
 from ..errors import InputError
 from ..model import FreeParameter, Model, Statistic, Trajectories, register_model
 
@@ -87,22 +88,6 @@ def euler_steps(
         if tangent is not None:
             e_tangents.append(tangent[0])
     return x, tangent, ou, torch.stack(rates), torch.stack(e_tangents) if tangent is not None else None
-
-
-class ForwardMode(torch.autograd.Function):
-    """y, dy/dz = run(z), y: (batch, ...), dy/dz: (dim z, batch, ...) with y[b] depending on z[b] only,
-    computed together (forward mode); ``backward`` contracts dy/dz with the incoming gradient."""
-
-    @staticmethod
-    def forward(ctx, z: Tensor, run) -> Tensor:
-        y, jacobian = run(z)
-        ctx.save_for_backward(jacobian)
-        return y
-
-    @staticmethod
-    def backward(ctx, grad_y: Tensor):
-        (jacobian,) = ctx.saved_tensors
-        return (grad_y * jacobian).reshape(*jacobian.shape[:2], -1).sum(-1).T, None
 
 
 @register_model("v1")
