@@ -54,12 +54,14 @@ class AffineCoupling(nn.Module):
 
     def _shift_log_scale(self, keep: Tensor) -> tuple[Tensor, Tensor]:
         shift, raw = self.net(keep).chunk(2, dim=-1)
-        return shift, self.scale_limit * torch.tanh(raw / self.scale_limit)
+        # L tanh(raw / L) written as 2 L sigmoid(2 raw / L) - L: torch's CPU tanh is ~8x slower than sigmoid
+        limit = self.scale_limit
+        return shift, torch.sigmoid(raw * (2.0 / limit)) * (2.0 * limit) - limit
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         keep, move = self._halves(x)
         shift, log_s = self._shift_log_scale(keep)
-        return self._join(keep, move * log_s.exp() + shift), log_s.sum(-1)
+        return self._join(keep, torch.addcmul(shift, move, log_s.exp())), log_s.sum(-1)
 
     def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
         keep, move = self._halves(y)
@@ -103,6 +105,8 @@ class LUMixing(nn.Module):
 
 class Permutation(nn.Module):
     """A fixed random permutation (volume preserving); cheaper than LU mixing at high dimension."""
+
+    volume_preserving = True  # RealNVP skips its zero log-determinant
 
     def __init__(self, dim: int, generator: torch.Generator | None = None):
         super().__init__()
@@ -159,7 +163,7 @@ class ElementwiseAffine(nn.Module):
         self.shift = nn.Parameter(torch.zeros(dim))
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        return x * self.log_scale.exp() + self.shift, self.log_scale.sum().expand(x.shape[:-1])
+        return torch.addcmul(self.shift, x, self.log_scale.exp()), self.log_scale.sum().expand(x.shape[:-1])
 
     def inverse(self, y: Tensor) -> tuple[Tensor, Tensor]:
         return (y - self.shift) * torch.exp(-self.log_scale), -self.log_scale.sum().expand(y.shape[:-1])
@@ -182,17 +186,18 @@ class BoxMap(nn.Module):
         self.register_buffer("loc", torch.zeros_like(lower))
         self.register_buffer("scale", torch.ones_like(lower))
 
+    def _log_abs_det(self, u: Tensor) -> Tensor:
+        # log sigmoid(u) + log sigmoid(-u) = 2 log sigmoid(u) - u: one logsigmoid, stable for any u
+        return torch.log(self.width * self.scale).sum() + (2 * F.logsigmoid(u) - u).sum(-1)
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        u = self.scale * x + self.loc
-        z = self.lower + self.width * torch.sigmoid(u)
-        logdet = (torch.log(self.width * self.scale) + F.logsigmoid(u) + F.logsigmoid(-u)).sum(-1)
-        return z, logdet
+        u = torch.addcmul(self.loc, self.scale, x)
+        return torch.addcmul(self.lower, self.width, torch.sigmoid(u)), self._log_abs_det(u)
 
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         p = ((z - self.lower) / self.width).clamp(1e-7, 1 - 1e-7)
         u = torch.log(p) - torch.log1p(-p)
-        logdet = (torch.log(self.width * self.scale) + F.logsigmoid(u) + F.logsigmoid(-u)).sum(-1)
-        return (u - self.loc) / self.scale, -logdet
+        return (u - self.loc) / self.scale, -self._log_abs_det(u)
 
 
 class RealNVP(nn.Module):
@@ -237,13 +242,16 @@ class RealNVP(nn.Module):
 
     def forward(self, eps: Tensor) -> tuple[Tensor, Tensor]:
         """Push base noise eps: (batch, dim) through the flow: returns z and log q(z), each batch-first."""
-        log_q = -0.5 * (eps**2).sum(-1) - 0.5 * self.dim * _LOG_2PI
+        log_dets = []
         x = eps
         for layer in self.layers:
             x, ld = layer(x)
-            log_q = log_q - ld
+            if not getattr(layer, "volume_preserving", False):
+                log_dets.append(ld)
         z, ld = self.box(x)
-        return z, log_q - ld
+        log_dets.append(ld)
+        log_q = -0.5 * eps.square().sum(-1) - 0.5 * self.dim * _LOG_2PI
+        return z, log_q - torch.stack(log_dets).sum(0)
 
     def rsample_and_log_prob(self, n: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """n reparameterized samples z: (n, dim) and log q(z): (n,)."""
