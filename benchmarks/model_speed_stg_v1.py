@@ -202,7 +202,7 @@ def _compile_seconds(model, z_sampler) -> float:
 #: per model: the baselines (label, statistic(z, model)), then the labels of the core model eager / compiled
 VARIANTS = {
     "stg": ([("straightforward (autograd, per-term ops)", straightforward_stg_hub_freq)],
-            "optimized eager (forward-mode tangents)", "optimized compiled (20-step chunks)"),
+            "optimized eager (forward-mode tangents)", "optimized compiled (30-step chunks)"),
     "v1": ([("straightforward (autograd incl. noise, traces kept)", straightforward_v1_s_e),
             ("previous optimized eager (reverse mode, trial-major)", previous_v1_s_e)],
            "optimized eager (forward-mode tangents, pop.-major)", "optimized compiled (25-step chunks)"),
