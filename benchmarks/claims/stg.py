@@ -22,8 +22,10 @@ QUICK = dict(batch_size=100, iters_per_epoch=150, num_epochs=2, num_test_batches
 
 def train_claim(model_name: str, quick: bool, overrides: dict[str, Any], prop_means: dict[str, float] | None = None,
                 run_dir: str | None = None, **hyperparameters):
-    """Train the paper's settings (``QUICK`` ones when ``quick``) with ``overrides``; returns
-    (EPIResult, wall seconds, device name)."""
+    """Train the paper's settings (``QUICK`` ones when ``quick``, eagerly: a smoke run does not repay
+    a minute of torch.compile) with ``overrides``; returns (EPIResult, wall seconds, device name)."""
+    if quick:
+        hyperparameters.setdefault("compile", "off")
     model = load_model(model_name, **hyperparameters)
     prop = EmergentProperty.default_for(model, mean=prop_means or {})
     flow, opt = settings_for(model, **{**(QUICK if quick else {}), **overrides})

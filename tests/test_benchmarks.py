@@ -1,0 +1,78 @@
+"""The quick versions of the paper-claim benchmarks (``benchmarks/reproduce.py --quick``): every model's
+rows come out, with finite numbers, no training error, and the command that made them. The full runs
+(hours) are in benchmarks/ and the README's table; these check that the path a user runs still works."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+
+import pytest
+
+from benchmarks import reproduce
+from core.settings import resolve_device
+
+#: claim-name prefixes each quick module must report
+EXPECTED_CLAIMS = {
+    "stg": ["STG: EPI converges", "STG: predictive hub frequency", "STG: Hessian of log q at the mode"],
+    "v1": ["V1: X(5 Hz) converges", "V1: X(10 Hz) converges", "V1: sigma_E^2 + sigma_P^2",
+           "V1: sigma_S^2 + sigma_V^2", "V1: sigma_S, sigma_V broad"],
+    "sc": ["SC: EPI converges", "SC: predictive p_P", "SC: predictive p_A", "SC: mode z1", "SC: mode z2",
+           "SC: delay inactivation gamma=0.75", "SC: p_P vs p_A,opto"],
+    "rnn": ["RNN N=2 (D=8), seed 1", "RNN N=2: predictive", "RNN N=10 (D=40), seed 1", "RNN N=10: predictive"],
+}
+NUMBER = re.compile(r"[-+]?\d+\.?\d*(?:e[-+]?\d+)?")
+
+
+@pytest.fixture(scope="module")
+def quick_rows():
+    """Each claim module's quick rows, run once (minutes in all on a 2-core CPU)."""
+    cache: dict[str, list[dict]] = {}
+
+    def rows(name: str) -> list[dict]:
+        if name not in cache:
+            cache[name] = importlib.import_module(f"benchmarks.claims.{name}").run(quick=True)
+        return cache[name]
+
+    return rows
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_CLAIMS))
+def test_quick_claims_report_every_row(name, quick_rows):
+    rows = quick_rows(name)
+    claims = [r["claim"] for r in rows]
+    for expected in EXPECTED_CLAIMS[name]:
+        assert any(c.startswith(expected) for c in claims), f"no row {expected!r} in {claims}"
+    for r in rows:
+        assert set(r) >= {"claim", "measured", "paper", "wall_time_s", "device", "command"}
+        assert "error" not in r["measured"] and "not found" not in r["measured"], r
+        assert "nan" not in r["measured"].lower(), r
+        assert NUMBER.search(r["measured"]), r
+        assert math.isfinite(r["wall_time_s"]) and r["wall_time_s"] >= 0
+        assert r["device"] == str(resolve_device("auto"))  # the claims train where the trainer would
+        assert r["command"].startswith(f".venv/bin/python -m benchmarks.claims.{name}")
+        assert name == "rnn" or "--quick" in r["command"]
+
+
+def test_quick_rnn_converges_and_reports_the_floor(quick_rows):
+    """N = 2 and 10 converge with the paper's settings (seed 1: 1-4 of 10 epochs); the flow-only floor
+    is below the measured end-to-end time (it leaves out the statistics and the tests)."""
+    timed = [r for r in quick_rows("rnn") if "time to convergence" in r["claim"]]
+    assert len(timed) == 2
+    for row in timed:
+        assert row["measured"].startswith("converged at epoch"), row
+        wall = float(re.search(r"([\d.]+) s end to end", row["measured"]).group(1))
+        floor = float(re.search(r"flow-only floor ([\d.]+) s", row["measured"]).group(1))
+        assert 0 < floor < wall
+
+
+def test_reproduce_prints_a_table_with_its_commands(quick_rows, monkeypatch, capsys):
+    rnn = importlib.import_module("benchmarks.claims.rnn")
+    calls = []
+    monkeypatch.setattr(rnn, "run", lambda quick: calls.append(quick) or quick_rows("rnn"))
+    assert reproduce.main(["--claim", "rnn", "--quick"]) == 0
+    assert calls == [True]
+    out = capsys.readouterr().out
+    assert out.count("RNN N=") >= 4
+    assert "commands:" in out and ".venv/bin/python -m benchmarks.claims.rnn --N 10 --seed 1" in out
