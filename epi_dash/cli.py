@@ -26,6 +26,8 @@ from core import (
 )
 from core.settings import FlowSettings, OptimizerSettings
 
+from .runner import startup_phase
+
 
 def _parse_value(text: str) -> Any:
     try:
@@ -76,6 +78,16 @@ class ProgressPrinter:
         self.bar = None if quiet else tqdm(total=total, initial=done, unit="it", dynamic_ncols=True)
         self._last = 0.0
 
+    def starting(self, trainer: EPITrainer) -> None:
+        """Until the first iteration, the bar says what the trainer is doing (initializing q, compiling)."""
+        if self.bar is None:
+            return
+        phase = startup_phase(trainer)
+        if trainer.initialized or getattr(trainer.model, "compile", "off") == "off":
+            self.bar.set_postfix_str(phase)
+        else:
+            self.bar.set_postfix_str(f"{phase}; then torch.compile compiles the simulator (1-3 min the first time)")
+
     def iteration(self, rec) -> None:
         if self.bar is None:
             return
@@ -101,6 +113,7 @@ def _train_one(trainer: EPITrainer, quiet: bool):
     printer = ProgressPrinter(opt.num_epochs * opt.iters_per_epoch, trainer.iteration,
                               trainer.property.constraint_names, quiet)
     trainer.add_callback(on_iteration=printer.iteration, on_epoch=printer.epoch)
+    printer.starting(trainer)
     previous = signal.signal(signal.SIGINT, lambda *_: trainer.request_stop())
     try:
         return trainer.train()

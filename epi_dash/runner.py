@@ -93,6 +93,23 @@ def describe_failure(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def startup_phase(trainer: EPITrainer | None) -> str:
+    """What a launched training does before its first iteration, for a status line: building the
+    trainer (``None``), initializing q, or the first iteration (where torch.compile compiles the
+    simulator of models that have one: 1-3 minutes on a CPU the first time)."""
+    if trainer is None:
+        return "building the model and the flow"
+    if not trainer.initialized:
+        fs = trainer.flow_settings
+        if fs.init == "abc":
+            return f"initializing q: ABC search over {fs.abc_samples:,} simulations, then the Gaussian fit"
+        return "initializing q: Gaussian fit, then the baseline test"
+    if getattr(trainer.model, "compile", "off") != "off":
+        return ("first iteration: torch.compile is compiling the simulator (1-3 min on a CPU the first "
+                "time, seconds once cached)")
+    return "first iteration"
+
+
 class TrainingRunner:
     """One training at a time, in a daemon thread; ``drain()`` returns what happened since.
 
@@ -125,12 +142,20 @@ class TrainingRunner:
         self._analysis_requested = threading.Event()
         self._analysis_lock = threading.Lock()
         self._stop_requested = threading.Event()
+        self._awaiting_first_iteration = False
+        self._built: EPITrainer | None = None
 
     # --- control (any thread) -----------------------------------------------------------------
     @property
     def running(self) -> bool:
         """True while training (or its final analysis) is in progress."""
         return self._thread is not None and self._thread.is_alive()
+
+    def startup(self) -> str | None:
+        """``startup_phase`` of the training launched last, until its first iteration; else None."""
+        if not (self._awaiting_first_iteration and self.running):
+            return None
+        return startup_phase(self._built)
 
     def start(self, model: Model, prop: EmergentProperty, flow: FlowSettings, opt: OptimizerSettings,
               run_dir: str | Path) -> None:
@@ -188,6 +213,7 @@ class TrainingRunner:
             raise InputError("start", "a training is already running in this session")
         self._stop_requested.clear()
         self._analysis_requested.clear()
+        self._built, self._awaiting_first_iteration = None, True
         self._thread = threading.Thread(target=self._run, args=(make_trainer, resumed),
                                         name="epi-training", daemon=True)
         self._thread.start()
@@ -197,11 +223,17 @@ class TrainingRunner:
 
     def _run(self, make_trainer: Callable[[], EPITrainer], resumed: bool) -> None:
         try:
+            self._train(make_trainer, resumed)
+        finally:
+            self._awaiting_first_iteration = False
+
+    def _train(self, make_trainer: Callable[[], EPITrainer], resumed: bool) -> None:
+        try:
             trainer = make_trainer()
         except Exception as exc:  # report every cause to the UI; the server keeps serving
             self._put("failed", message=describe_failure(exc))
             return
-        self.trainer = trainer
+        self.trainer = self._built = trainer
         self.run_dir = Path(trainer.writer.path) if trainer.writer is not None else None
         trainer.add_callback(on_iteration=self._on_iteration, on_epoch=self._on_epoch)
         self._put("started", **self._describe(trainer, resumed))
@@ -249,6 +281,7 @@ class TrainingRunner:
         )
 
     def _on_iteration(self, record: IterationRecord) -> None:
+        self._awaiting_first_iteration = False
         data = asdict(record)
         self.last_iteration = data
         self._put("iteration", **data)

@@ -357,6 +357,9 @@ class Workbench(pn.viewable.Viewer):
         lines = [f"**{st.status.capitalize()}**{busy} · epoch {max(st.epoch, 1) if st.iteration else 0}/{st.num_epochs}"
                  f" · iteration {st.iteration}/{st.iterations_total} · elapsed {_fmt_time(st.wall_time)}",
                  f"Convergence test: {test}"]
+        startup = self.runner.startup() if training else None
+        if startup:
+            lines.insert(1, f"⏳ {startup[0].upper()}{startup[1:]}…")
         if not math.isnan(st.entropy):
             lines.append(f"Entropy H(q) = {st.entropy:.3f} nats")
         if st.message:

@@ -80,3 +80,11 @@ def test_console_script_lists_models():
     exe = shutil.which("epi-dash") or str(Path(__file__).parents[1] / ".venv" / "bin" / "epi-dash")
     out = subprocess.run([exe, "models"], capture_output=True, text=True, timeout=120, check=True).stdout
     assert "lds:" in out and "real_lambda1" in out
+
+
+def test_progress_bar_says_what_happens_before_the_first_iteration(tmp_path, capsys):
+    loud = [a for a in TINY if a != "--quiet"]
+    assert main(["train", "lds", "--out", str(tmp_path / "lds"), *loud]) in (0, 3)
+    err = capsys.readouterr().err
+    assert "initializing q: Gaussian fit, then the baseline test" in err
+    assert "50/50" in err and "H " in err  # then the bar counts iterations and shows the entropy

@@ -154,3 +154,50 @@ def test_open_a_saved_run_reports_samples_and_analysis(tmp_path):
     assert [e.kind for e in events] == ["snapshot", "analysis"]
     reopened.open(tmp_path / "missing")
     assert [e.kind for e in _wait(reopened)] == ["open_failed"]
+
+
+def test_startup_phase_names_what_happens_before_the_first_iteration():
+    from core.epi import EPITrainer
+    from epi_dash.runner import startup_phase
+
+    assert startup_phase(None) == "building the model and the flow"
+    model, prop, flow, opt = _lds()
+    trainer = EPITrainer(model, prop, flow, opt)
+    assert startup_phase(trainer).startswith("initializing q: Gaussian fit")
+    trainer.initialize()
+    assert startup_phase(trainer) == "first iteration"
+    abc = EPITrainer(*_lds(init="abc", abc_samples=300, abc_keep=30))
+    assert "ABC search over 300 simulations" in startup_phase(abc)
+    stg = load_model("stg", compile="auto")
+    compiling = EPITrainer(stg, flow=settings_for(stg)[0], opt=settings_for(stg)[1])
+    compiling.initialized = True  # the phase after initialization, without simulating
+    assert "torch.compile" in startup_phase(compiling)
+    stg_eager = load_model("stg", compile="off")
+    eager = EPITrainer(stg_eager, flow=settings_for(stg_eager)[0], opt=settings_for(stg_eager)[1])
+    eager.initialized = True
+    assert startup_phase(eager) == "first iteration"
+
+
+def test_runner_reports_the_startup_phase_until_the_first_iteration(tmp_path):
+    import threading
+
+    from core.epi import EPITrainer
+
+    release = threading.Event()
+
+    class SlowStart(EPITrainer):
+        def initialize(self):
+            release.wait(30)
+            super().initialize()
+
+    runner = _runner(trainer_factory=SlowStart)
+    assert runner.startup() is None  # nothing launched
+    runner.start(*_lds(), run_dir=tmp_path / "run")
+    deadline = time.monotonic() + 30
+    while runner.startup() != "initializing q: Gaussian fit, then the baseline test" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert runner.startup() == "initializing q: Gaussian fit, then the baseline test"
+    release.set()
+    events = _wait(runner)
+    assert any(e.kind == "iteration" for e in events)
+    assert runner.startup() is None

@@ -191,3 +191,28 @@ def test_serve_offers_both_apps_on_loopback(tmp_path, monkeypatch):
         assert os.environ[RUNS_DIR_ENV] == str(tmp_path / "runs")  # what the per-session apps read
     finally:
         server.stop()
+
+
+def test_status_says_what_a_started_run_does_before_its_first_iteration(tmp_path):
+    import threading
+
+    from core.epi import EPITrainer
+
+    release = threading.Event()
+
+    class SlowStart(EPITrainer):
+        def initialize(self):
+            release.wait(30)
+            super().initialize()
+
+    wb = _workbench(tmp_path)
+    wb.runner.trainer_factory = SlowStart
+    wb.start()
+    deadline = time.monotonic() + 30
+    while "⏳ Initializing q" not in wb.status.object and time.monotonic() < deadline:
+        time.sleep(0.05)
+        wb.drain()
+    assert "⏳ Initializing q: Gaussian fit, then the baseline test…" in wb.status.object
+    release.set()
+    _pump(wb)
+    assert "⏳" not in wb.status.object and "iteration 30/30" in wb.status.object
