@@ -57,15 +57,26 @@ def paired_change(control: torch.Tensor, treated: torch.Tensor) -> tuple[float, 
     return float(diff.mean()), float(stats.ttest_1samp(diff, 0.0).pvalue)
 
 
-def sensitivity(q, mode: torch.Tensor) -> str:
-    """The most sensitive Hessian direction v at ``mode`` and its components along W's eigenmodes
-    [all, side, task, diag] (orthonormal in z, ``connectivity_eigenvalues``; Fig 3C: v1 of regime 1
-    points strongly along lambda_diag, v2 does not)."""
+def sensitivity(q, mode: torch.Tensor, step: float = 0.25, repeats: int = 50) -> str:
+    """The most sensitive Hessian direction v at ``mode``, signed so that p_P grows along it (the paper:
+    "both v1 and v2 increase p_P"), its components along W's eigenmodes [all, side, task, diag]
+    (orthonormal in z, ``connectivity_eigenvalues``) and [p_P, p_A] at mode -/+ ``step`` v, each the
+    mean of ``repeats`` simulations of ``num_trials`` trials. Fig 3C / Methods 5.2.4: both v raise
+    lambda_side and lower lambda_task; v1 (regime 1) raises lambda_diag, v2 does not."""
     directions = q.hessian_directions(mode)
     v = directions.eigenvectors[:, 0]
+    with torch.no_grad():
+        minus, plus = (q.model.emergent_statistics((mode + s * step * v)[None].repeat(repeats, 1)).mean(0)
+                       for s in (-1.0, 1.0))
+    if plus[0] < minus[0]:
+        v, minus, plus = -v, plus, minus
     modes = q.model.connectivity_eigenvalues(v[None])[0] / 2  # the eigenmode map / 2 is orthogonal
-    return (f"v = [{', '.join(f'{x:+.2f}' for x in v.tolist())}] (lambda {float(directions.eigenvalues[0]):.3g}), "
-            f"along [all, side, task, diag] = [{', '.join(f'{x:+.2f}' for x in modes.abs().tolist())}]")
+
+    def fmt(x) -> str:
+        return ", ".join(f"{float(a):+.2f}" for a in x)
+
+    return (f"v = [{fmt(v)}] (lambda {float(directions.eigenvalues[0]):.3g}), along [all, side, task, diag] = "
+            f"[{fmt(modes)}]; [p_P, p_A] at mode -/+ {step:g} v: [{fmt(minus)}] / [{fmt(plus)}]")
 
 
 def analysis_rows(q, row: dict[str, Any]) -> list[dict[str, Any]]:
@@ -92,8 +103,9 @@ def analysis_rows(q, row: dict[str, Any]) -> list[dict[str, Any]]:
         except ValueError as exc:  # no sample with that sign: report rather than abort the table
             measured = f"not found: {exc}"
         rows.append(dict(claim=f"SC: mode {label} (hW = {MODE_HW}, sW {'>' if sign > 0 else '<'} 0)",
-                         measured=measured, paper="exists (Fig 3C star; eq 89); v1 strongly along lambda_diag"
-                         if sign > 0 else "exists (Fig 3C star; eq 90); v2 not along lambda_diag", **{**row, "wall_time_s": round(time.perf_counter() - start, 1)}))
+                         measured=measured, paper="exists (Fig 3C star; eq 89); v1 raises p_P and lambda_side, lowers lambda_task, raises lambda_diag"
+                         if sign > 0 else "exists (Fig 3C star; eq 90); v2 raises p_P and lambda_side, lowers lambda_task, "
+                         "not lambda_diag", **{**row, "wall_time_s": round(time.perf_counter() - start, 1)}))
 
     for gamma in INACTIVATION_GAMMAS:
         start = time.perf_counter()
