@@ -82,11 +82,7 @@ class ProgressPrinter:
         """Until the first iteration, the bar says what the trainer is doing (initializing q, compiling)."""
         if self.bar is None:
             return
-        phase = startup_phase(trainer)
-        if trainer.initialized or getattr(trainer.model, "compile", "off") == "off":
-            self.bar.set_postfix_str(phase)
-        else:
-            self.bar.set_postfix_str(f"{phase}; then torch.compile compiles the simulator (1-3 min the first time)")
+        self.bar.set_postfix_str(startup_phase(trainer))
 
     def iteration(self, rec) -> None:
         if self.bar is None:

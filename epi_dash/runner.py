@@ -99,12 +99,13 @@ def startup_phase(trainer: EPITrainer | None) -> str:
     simulator of models that have one: 1-3 minutes on a CPU the first time)."""
     if trainer is None:
         return "building the model and the flow"
+    compiles = getattr(trainer.model, "compile", "off") != "off"
     if not trainer.initialized:
         fs = trainer.flow_settings
-        if fs.init == "abc":
-            return f"initializing q: ABC search over {fs.abc_samples:,} simulations, then the Gaussian fit"
-        return "initializing q: Gaussian fit, then the baseline test"
-    if getattr(trainer.model, "compile", "off") != "off":
+        phase = (f"initializing q: ABC search over {fs.abc_samples:,} simulations, then the Gaussian fit"
+                 if fs.init == "abc" else "initializing q: Gaussian fit, then the baseline test")
+        return f"{phase}; then torch.compile compiles the simulator (1-3 min the first time)" if compiles else phase
+    if compiles:
         return ("first iteration: torch.compile is compiling the simulator (1-3 min on a CPU the first "
                 "time, seconds once cached)")
     return "first iteration"
@@ -143,7 +144,6 @@ class TrainingRunner:
         self._analysis_lock = threading.Lock()
         self._stop_requested = threading.Event()
         self._awaiting_first_iteration = False
-        self._built: EPITrainer | None = None
 
     # --- control (any thread) -----------------------------------------------------------------
     @property
@@ -155,7 +155,7 @@ class TrainingRunner:
         """``startup_phase`` of the training launched last, until its first iteration; else None."""
         if not (self._awaiting_first_iteration and self.running):
             return None
-        return startup_phase(self._built)
+        return startup_phase(self.trainer)
 
     def start(self, model: Model, prop: EmergentProperty, flow: FlowSettings, opt: OptimizerSettings,
               run_dir: str | Path) -> None:
@@ -213,7 +213,7 @@ class TrainingRunner:
             raise InputError("start", "a training is already running in this session")
         self._stop_requested.clear()
         self._analysis_requested.clear()
-        self._built, self._awaiting_first_iteration = None, True
+        self.trainer, self._awaiting_first_iteration = None, True  # the new run's, once built
         self._thread = threading.Thread(target=self._run, args=(make_trainer, resumed),
                                         name="epi-training", daemon=True)
         self._thread.start()
@@ -233,7 +233,7 @@ class TrainingRunner:
         except Exception as exc:  # report every cause to the UI; the server keeps serving
             self._put("failed", message=describe_failure(exc))
             return
-        self.trainer = self._built = trainer
+        self.trainer = trainer
         self.run_dir = Path(trainer.writer.path) if trainer.writer is not None else None
         trainer.add_callback(on_iteration=self._on_iteration, on_epoch=self._on_epoch)
         self._put("started", **self._describe(trainer, resumed))

@@ -27,8 +27,6 @@ import torch
 
 from benchmarks.claims import parse_overrides, print_table
 from core import EPITrainer, IterationRecord, load_model, settings_for
-from core.flow import RealNVP
-from core.settings import resolve_device
 
 PAPER_N = (2, 10, 25, 50, 100, 250)
 QUICK_N = (2, 10)
@@ -74,11 +72,8 @@ def run_one(N: int, seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
 
 def flow_only_step_seconds(model, flow_settings, opt_settings, repeats: int = 100) -> float:
     """Seconds of one step of the flow alone at the run's settings: sample z and log q from a fresh
-    RealNVP, backpropagate -H, Adam step (the median of ``repeats`` after a warm-up)."""
-    lower, upper = model.bounds()
-    fs = flow_settings
-    flow = RealNVP(lower, upper, num_stages=fs.num_stages, num_layers=fs.num_layers, num_units=fs.num_units,
-                   batch_norm=fs.batch_norm, post_affine=fs.post_affine, mixing=fs.mixing).to(resolve_device(opt_settings.device))
+    trainer's flow, backpropagate -H, Adam step (the median of ``repeats`` after a warm-up)."""
+    flow = EPITrainer(model, flow=flow_settings, opt=opt_settings).flow
     adam = torch.optim.Adam(flow.parameters(), lr=opt_settings.lr, fused=True)
     times = []
     for i in range(repeats + 10):
