@@ -1,8 +1,8 @@
 """Rank-2 RNN with stable amplification (paper Results 3.5, Methods 5.2.5, eqs 91-94).
 
 W = U V^T is rank 2, so both statistics reduce to tiny matrices and cost O(N) per sample:
-real(lambda_1) from the 2x2 V^T U (eq 94) and lambda^s from a 4x4 matrix built from the Gram matrix of
-[U V]. No N x N matrix is ever formed during training.
+real(lambda_1) from the 2x2 V^T U (eq 94) and lambda^s from the 4x4 Gram matrix of [U V], whose
+V^T U block also serves the first. No N x N matrix is ever formed during training.
 """
 
 from __future__ import annotations
@@ -31,14 +31,8 @@ def _factor_parameters(N: int) -> tuple[FreeParameter, ...]:
     )
 
 
-def rank2_lambda1_real(U: Tensor, V: Tensor, eps: float = 1e-12) -> Tensor:
-    """Largest real part of the two nonzero eigenvalues of W = U V^T, from the rank-reduced
-    W^r = V^T U (eq 94). U, V: (batch, N, 2) -> (batch,).
-
-    For N > 2, W also has N - 2 zero eigenvalues; like the paper and the reference code this returns
-    the top real part of the nonzero pair, which is real(lambda_1) of W whenever that is >= 0.
-    """
-    Wr = V.transpose(-1, -2) @ U
+def _lambda1_real_of_reduced(Wr: Tensor, eps: float = 1e-12) -> Tensor:
+    """Largest real part of the eigenvalues of 2x2 matrices Wr: (batch, 2, 2) -> (batch,)."""
     trace = Wr[..., 0, 0] + Wr[..., 1, 1]
     det = Wr[..., 0, 0] * Wr[..., 1, 1] - Wr[..., 0, 1] * Wr[..., 1, 0]
     disc = trace**2 - 4 * det
@@ -47,23 +41,62 @@ def rank2_lambda1_real(U: Tensor, V: Tensor, eps: float = 1e-12) -> Tensor:
     return 0.5 * (trace + root)
 
 
-def _reduced_symmetric_part(U: Tensor, V: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """W^s = (U V^T + V U^T) / 2 = A M A^T with A = [U V]: (batch, N, 4) and M = [[0, I], [I, 0]] / 2.
+def rank2_lambda1_real(U: Tensor, V: Tensor) -> Tensor:
+    """Largest real part of the two nonzero eigenvalues of W = U V^T, from the rank-reduced
+    W^r = V^T U (eq 94). U, V: (batch, N, 2) -> (batch,).
 
-    With the Cholesky factor L L^T = A^T A of the 4x4 Gram matrix (float64), A = Q L^T for an
-    orthonormal Q (N x 4), so W^s = Q S Q^T with S = L^T M L = sym(L_u^T L_v) (L_u, L_v: the two row
-    blocks of L): the nonzero eigenvalues of W^s are those of S, its eigenvectors Q y = A L^-T y.
-    Needs N >= 4 (a full-rank Gram matrix). Returns (S (batch, 4, 4), L, A); S is NaN where the Gram
-    matrix is not positive definite (non-finite z).
+    For N > 2, W also has N - 2 zero eigenvalues; like the paper and the reference code this returns
+    the top real part of the nonzero pair, which is real(lambda_1) of W whenever that is >= 0.
     """
+    return _lambda1_real_of_reduced(V.transpose(-1, -2) @ U)
+
+
+def factor_gram(U: Tensor, V: Tensor) -> Tensor:
+    """Gram matrix G = A^T A of A = [U V]: (batch, N, 4) -> (batch, 4, 4), rows/columns u1, u2, v1, v2."""
     A = torch.cat([U, V], dim=-1)
-    gram = (A.transpose(-1, -2) @ A).double()
-    # tiny relative jitter: keeps the Cholesky defined if two factors happen to be collinear
-    jitter = 1e-12 * gram.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None]
-    L, info = torch.linalg.cholesky_ex(gram + jitter * torch.eye(4, dtype=gram.dtype, device=gram.device))
-    cross = L[..., :2, :].transpose(-1, -2) @ L[..., 2:, :]
-    S = 0.5 * (cross + cross.transpose(-1, -2))
-    return torch.where((info == 0)[..., None, None], S, torch.full_like(S, float("nan"))), L, A
+    return A.transpose(-1, -2) @ A
+
+
+def _top_reduced_eigenvector(G: Tensor) -> tuple[Tensor, Tensor]:
+    """Unit top eigenvector y: (batch, 4), float64 and without gradients, of B = M G for the Gram matrix
+    G: (batch, 4, 4) of A = [U V] and M = [[0, I], [I, 0]] / 2, and a (batch,) mask of usable G.
+
+    W^s = (U V^T + V U^T) / 2 = A M A^T, so W^s (A y) = A (M G y) = lambda A y: the nonzero eigenvalues of
+    W^s are B's and A y is the eigenvector. With the Cholesky factor L L^T = G, B is similar to the
+    symmetric S = L^T M L: S w = lambda w gives y = L^-T w. Needs N >= 4 (a full-rank G); y is marked
+    unusable where G is not finite or not positive definite.
+    """
+    with torch.no_grad():
+        G = G.double()
+        eye = torch.eye(4, dtype=G.dtype, device=G.device)
+        finite = torch.isfinite(G).all(-1).all(-1)
+        G = torch.where(finite[..., None, None], G, eye)  # LAPACK never sees a NaN
+        # tiny relative jitter: keeps the Cholesky defined if two factors happen to be collinear
+        jitter = 1e-12 * G.diagonal(dim1=-2, dim2=-1).mean(-1)[..., None, None]
+        L, info = torch.linalg.cholesky_ex(G + jitter * eye)
+        cross = L[..., :2, :].transpose(-1, -2) @ L[..., 2:, :]
+        w = torch.linalg.eigh(0.5 * (cross + cross.transpose(-1, -2)))[1][..., -1:]
+        y = torch.linalg.solve_triangular(L.transpose(-1, -2), w, upper=True)[..., 0]
+        return y / y.norm(dim=-1, keepdim=True).clamp(min=1e-300), finite & (info == 0)
+
+
+def _symmetric_top_from_gram(G: Tensor) -> Tensor:
+    """lambda^s for N > 4 from the factors' Gram matrix G: (batch, 4, 4) -> (batch,), differentiable.
+
+    With y the top eigenvector of ``_top_reduced_eigenvector`` held fixed and x = A y, lambda^s is the
+    Rayleigh quotient x^T W^s x / x^T x = (G y)^T M (G y) / (y^T G y). Its gradient is exactly that of the
+    eigenvalue, d lambda / dW^s = v v^T (Hellmann-Feynman: the quotient is stationary in x there), so no
+    eigendecomposition is differentiated. W^s has N - 4 zero eigenvalues too, so the result is at least 0.
+    """
+    y, finite = _top_reduced_eigenvector(G)
+    Gd = G.double()
+    Gy = (Gd @ y[..., None])[..., 0]
+    num = (Gy[..., :2] * Gy[..., 2:]).sum(-1)
+    den = (y * Gy).sum(-1)
+    # y^T G y = |A y|^2 > 0 for a positive definite G; the guard only keeps unusable rows finite
+    top = num / torch.where(finite, den, torch.ones_like(den))
+    top = torch.where(finite, top.clamp(min=0.0), torch.full_like(top, float("nan")))
+    return top.to(G.dtype)
 
 
 def _top_eigenvalue(S: Tensor) -> Tensor:
@@ -74,39 +107,16 @@ def _top_eigenvalue(S: Tensor) -> Tensor:
     return torch.where(finite, top, torch.full_like(top, float("nan")))
 
 
-def _top_eigenvector_of_symmetric_part(U: Tensor, V: Tensor) -> tuple[Tensor, Tensor]:
-    """Unit top eigenvector of W^s = (U V^T + V U^T) / 2 for N > 4, without gradients, from the 4x4
-    problem of ``_reduced_symmetric_part``: (batch, N), and a (batch,) mask of finite S (zeros where
-    not finite, so LAPACK never sees a NaN)."""
-    with torch.no_grad():
-        S, L, A = _reduced_symmetric_part(U, V)
-        finite = torch.isfinite(S).all(-1).all(-1)
-        y = torch.linalg.eigh(torch.where(finite[..., None, None], S, torch.zeros_like(S)))[1][..., -1:]
-        L = torch.where(finite[..., None, None], L, torch.eye(4, dtype=L.dtype, device=L.device))
-        direction = (A.double() @ torch.linalg.solve_triangular(L.transpose(-1, -2), y, upper=True))[..., 0]
-        direction = direction / direction.norm(dim=-1, keepdim=True).clamp(min=1e-300)
-        return torch.where(finite[..., None], direction, torch.zeros_like(direction)).to(U.dtype), finite
-
-
 def symmetric_part_top_eigenvalue(U: Tensor, V: Tensor) -> Tensor:
     """lambda^s = largest eigenvalue of (W + W^T) / 2 for W = U V^T. U, V: (batch, N, 2) -> (batch,).
 
-    O(N) per sample. For N > 4: the top eigenvector v (no gradients) from a 4x4 problem, then
-    lambda^s = v^T W^s v = (U^T v) . (V^T v), whose gradient with v held fixed is exactly
-    d lambda / dW^s = v v^T (Hellmann-Feynman), so no eigendecomposition is differentiated.
-    W^s has N - 4 zero eigenvalues too, so the result is never below 0 for N > 4 - as for W^s.
-    For N <= 4, eigvalsh of W^s itself (no larger than the 4x4 problem).
+    O(N) per sample. For N > 4 from the 4x4 Gram matrix of [U V] (``_symmetric_top_from_gram``); for
+    N <= 4, eigvalsh of W^s itself (no larger than the reduced problem).
     """
-    N = U.shape[-2]
-    if N <= 4:
+    if U.shape[-2] <= 4:
         W = U @ V.transpose(-1, -2)
         return _top_eigenvalue(0.5 * (W + W.transpose(-1, -2)))
-    v, finite = _top_eigenvector_of_symmetric_part(U, V)
-    v = v[..., None, :]  # (batch, 1, N)
-    top = ((v @ U) * (v @ V)).sum((-1, -2))
-    top = torch.where(finite, top, torch.full_like(top, float("nan")))
-    # the 4x4 problem misses W^s's zero eigenvalues (N > 4): the top one is at least 0
-    return top.clamp(min=0.0)
+    return _symmetric_top_from_gram(factor_gram(U, V))
 
 
 def most_amplified_direction(U: Tensor, V: Tensor) -> Tensor:
@@ -115,7 +125,11 @@ def most_amplified_direction(U: Tensor, V: Tensor) -> Tensor:
         if U.shape[-2] <= 4:
             W = U @ V.transpose(-1, -2)
             return torch.linalg.eigh(0.5 * (W + W.transpose(-1, -2)))[1][..., -1]
-        return _top_eigenvector_of_symmetric_part(U, V)[0]
+        A = torch.cat([U, V], dim=-1)
+        y, finite = _top_reduced_eigenvector(A.transpose(-1, -2) @ A)
+        x = (A.double() @ y[..., None])[..., 0]
+        x = x / x.norm(dim=-1, keepdim=True).clamp(min=1e-300)
+        return torch.where(finite[..., None], x, torch.zeros_like(x)).to(U.dtype)
 
 
 @register_model("rnn")
@@ -163,13 +177,10 @@ class Rank2RNN(Model):
         N = self.N
         if z.ndim != 2 or z.shape[-1] != 4 * N:
             raise InputError("z", f"rank-2 RNN with N={N} needs z of shape (batch, {4 * N}); got {tuple(z.shape)}")
-        u1, u2, v1, v2 = z.split(N, dim=-1)
-        U = torch.stack([u1, u2], dim=-1)
-        V = torch.stack([v1, v2], dim=-1)
         if noisy and self.g > 0:
-            U = U + self.g * self.randn(*U.shape, like=z)
-            V = V + self.g * self.randn(*V.shape, like=z)
-        return U, V
+            z = torch.add(z, self.randn(*z.shape, like=z), alpha=self.g)
+        columns = z.view(z.shape[0], 4, N).transpose(-1, -2)  # (batch, N, 4): u1, u2, v1, v2
+        return columns[..., :2], columns[..., 2:]
 
     def simulate(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """One draw of the noisy factors (U~, V~), each (batch, N, 2)."""
@@ -178,7 +189,10 @@ class Rank2RNN(Model):
     def measure(self, x: tuple[Tensor, Tensor], z: Tensor) -> Tensor:
         """[real(lambda_1), lambda^s]: (batch, 2)."""
         U, V = x
-        return torch.stack([rank2_lambda1_real(U, V), symmetric_part_top_eigenvalue(U, V)], dim=-1)
+        if self.N <= 4:
+            return torch.stack([rank2_lambda1_real(U, V), symmetric_part_top_eigenvalue(U, V)], dim=-1)
+        G = factor_gram(U, V)  # one (batch, 4, 4) product serves both: V^T U is its lower-left block
+        return torch.stack([_lambda1_real_of_reduced(G[..., 2:, :2]), _symmetric_top_from_gram(G)], dim=-1)
 
     def classify_dynamics(self, f: Tensor) -> np.ndarray:
         """Fig 4D classes from statistics f = [real(lambda_1), lambda^s]: (batch, 2) -> (batch,) labels:
