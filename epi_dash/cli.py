@@ -47,7 +47,7 @@ def _pairs(items: list[str] | None, flag: str) -> dict[str, Any]:
     return out
 
 
-def _split_sets(model_spec: str, sets: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_sets(model_spec: str, sets: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """--set values go to the model's hyperparameters or to the flow/optimizer settings."""
     cls = load_model_class(model_spec)
     model_keys = set(cls.param) - {"name"}
@@ -133,7 +133,7 @@ def _report(result) -> int:
 
 
 def cmd_train(args) -> int:
-    hyper, settings = _split_sets(args.model, _pairs(args.set, "set"))
+    hyper, settings = split_sets(args.model, _pairs(args.set, "set"))
     model = load_model(args.model, **hyper)
     prop = EmergentProperty.default_for(model, mean=_pairs(args.mean, "mean"), std=_pairs(args.std, "std"))
     prop.validate(model)

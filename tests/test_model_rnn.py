@@ -64,7 +64,7 @@ def test_statistics_match_full_eigendecomposition(N):
     floor = 0.0 if N > 2 else -np.inf
     np.testing.assert_allclose(np.maximum(pair_real, floor), full_real, rtol=1e-7, atol=1e-7)
     # the model's measure shares one Gram matrix between both statistics (N > 4)
-    f = load_model("rnn", N=N).measure((U, V), None).numpy()
+    f = load_model("rnn", N=N).measure(torch.cat([U, V], -1).transpose(-1, -2), None).numpy()
     np.testing.assert_allclose(f, np.stack([pair_real, lam_s], -1), rtol=1e-7, atol=1e-7)
 
 

@@ -31,11 +31,10 @@ def _factor_parameters(N: int) -> tuple[FreeParameter, ...]:
     )
 
 
-def _lambda1_real_of_reduced(Wr: Tensor, eps: float = 1e-12) -> Tensor:
-    """Largest real part of the eigenvalues of 2x2 matrices Wr: (batch, 2, 2) -> (batch,)."""
-    trace = Wr[..., 0, 0] + Wr[..., 1, 1]
-    det = Wr[..., 0, 0] * Wr[..., 1, 1] - Wr[..., 0, 1] * Wr[..., 1, 0]
-    disc = trace**2 - 4 * det
+def _lambda1_real_from_entries(a: Tensor, b: Tensor, c: Tensor, d: Tensor, eps: float = 1e-12) -> Tensor:
+    """Largest real part of the eigenvalues of [[a, b], [c, d]] (entries: (batch,) each) -> (batch,)."""
+    trace = a + d
+    disc = trace**2 - 4 * (a * d - b * c)
     # Re sqrt(disc) with a finite gradient everywhere: 0 for a complex pair, clamp away from 0
     root = torch.where(disc > eps, torch.sqrt(disc.clamp(min=eps)), torch.zeros_like(disc))
     return 0.5 * (trace + root)
@@ -48,7 +47,13 @@ def rank2_lambda1_real(U: Tensor, V: Tensor) -> Tensor:
     For N > 2, W also has N - 2 zero eigenvalues; like the paper and the reference code this returns
     the top real part of the nonzero pair, which is real(lambda_1) of W whenever that is >= 0.
     """
-    return _lambda1_real_of_reduced(V.transpose(-1, -2) @ U)
+    return _lambda1_real_from_entries(*(V.transpose(-1, -2) @ U).flatten(-2).unbind(-1))
+
+
+def split_factor_rows(rows: Tensor) -> tuple[Tensor, Tensor]:
+    """U, V: (batch, N, 2) each, as views of the rows [u1; u2; v1; v2]: (batch, 4, N)."""
+    columns = rows.transpose(-1, -2)
+    return columns[..., :2], columns[..., 2:]
 
 
 def factor_gram(U: Tensor, V: Tensor) -> Tensor:
@@ -89,14 +94,13 @@ def _symmetric_top_from_gram(G: Tensor) -> Tensor:
     eigendecomposition is differentiated. W^s has N - 4 zero eigenvalues too, so the result is at least 0.
     """
     y, finite = _top_reduced_eigenvector(G)
-    Gd = G.double()
-    Gy = (Gd @ y[..., None])[..., 0]
+    y = y.to(G.dtype)
+    Gy = (G @ y[..., None])[..., 0]
     num = (Gy[..., :2] * Gy[..., 2:]).sum(-1)
     den = (y * Gy).sum(-1)
     # y^T G y = |A y|^2 > 0 for a positive definite G; the guard only keeps unusable rows finite
     top = num / torch.where(finite, den, torch.ones_like(den))
-    top = torch.where(finite, top.clamp(min=0.0), torch.full_like(top, float("nan")))
-    return top.to(G.dtype)
+    return torch.where(finite, top.clamp(min=0.0), torch.full_like(top, float("nan")))
 
 
 def _top_eigenvalue(S: Tensor) -> Tensor:
@@ -117,6 +121,14 @@ def symmetric_part_top_eigenvalue(U: Tensor, V: Tensor) -> Tensor:
         W = U @ V.transpose(-1, -2)
         return _top_eigenvalue(0.5 * (W + W.transpose(-1, -2)))
     return _symmetric_top_from_gram(factor_gram(U, V))
+
+
+def gram_statistics(G: Tensor) -> Tensor:
+    """[real(lambda_1), lambda^s] for N > 4 from the Gram matrix G: (batch, 4, 4) of [U V] -> (batch, 2).
+    V^T U, whose eigenvalues are W's nonzero pair (eq 94), is G's lower-left block."""
+    g = G.flatten(-2).unbind(-1)  # one op (and one in the backward) instead of an indexing op per entry
+    real_lambda1 = _lambda1_real_from_entries(g[8], g[9], g[12], g[13])
+    return torch.stack([real_lambda1, _symmetric_top_from_gram(G)], dim=-1)
 
 
 def most_amplified_direction(U: Tensor, V: Tensor) -> Tensor:
@@ -172,27 +184,30 @@ class Rank2RNN(Model):
     def free_parameters(self) -> list[FreeParameter]:
         return list(_factor_parameters(self.N))
 
-    def factors(self, z: Tensor, noisy: bool = True) -> tuple[Tensor, Tensor]:
-        """U~, V~: each (batch, N, 2) from z: (batch, 4N), with g chi noise unless ``noisy=False``."""
+    def factor_rows(self, z: Tensor, noisy: bool = True) -> Tensor:
+        """The rows [u1~; u2~; v1~; v2~]: (batch, 4, N) from z: (batch, 4N), with g chi noise unless
+        ``noisy=False``."""
         N = self.N
         if z.ndim != 2 or z.shape[-1] != 4 * N:
             raise InputError("z", f"rank-2 RNN with N={N} needs z of shape (batch, {4 * N}); got {tuple(z.shape)}")
         if noisy and self.g > 0:
             z = torch.add(z, self.randn(*z.shape, like=z), alpha=self.g)
-        columns = z.view(z.shape[0], 4, N).transpose(-1, -2)  # (batch, N, 4): u1, u2, v1, v2
-        return columns[..., :2], columns[..., 2:]
+        return z.view(z.shape[0], 4, N)
 
-    def simulate(self, z: Tensor) -> tuple[Tensor, Tensor]:
-        """One draw of the noisy factors (U~, V~), each (batch, N, 2)."""
-        return self.factors(z)
+    def factors(self, z: Tensor, noisy: bool = True) -> tuple[Tensor, Tensor]:
+        """U~, V~: each (batch, N, 2) from z: (batch, 4N) (views of ``factor_rows``)."""
+        return split_factor_rows(self.factor_rows(z, noisy))
 
-    def measure(self, x: tuple[Tensor, Tensor], z: Tensor) -> Tensor:
-        """[real(lambda_1), lambda^s]: (batch, 2)."""
-        U, V = x
+    def simulate(self, z: Tensor) -> Tensor:
+        """One draw of the noisy factor rows [u1~; u2~; v1~; v2~]: (batch, 4, N)."""
+        return self.factor_rows(z)
+
+    def measure(self, x: Tensor, z: Tensor) -> Tensor:
+        """[real(lambda_1), lambda^s] from the factor rows x: (batch, 4, N) -> (batch, 2)."""
         if self.N <= 4:
+            U, V = split_factor_rows(x)
             return torch.stack([rank2_lambda1_real(U, V), symmetric_part_top_eigenvalue(U, V)], dim=-1)
-        G = factor_gram(U, V)  # one (batch, 4, 4) product serves both: V^T U is its lower-left block
-        return torch.stack([_lambda1_real_of_reduced(G[..., 2:, :2]), _symmetric_top_from_gram(G)], dim=-1)
+        return gram_statistics(x @ x.transpose(-1, -2))
 
     def classify_dynamics(self, f: Tensor) -> np.ndarray:
         """Fig 4D classes from statistics f = [real(lambda_1), lambda^s]: (batch, 2) -> (batch,) labels:
@@ -224,11 +239,12 @@ class Rank2RNN(Model):
         """Response to a unit input along the most amplified direction: x columns [|x|, x_1, ...]
         (the norm, then ``shown_units`` units); ``extra["class"]`` labels each sample (Fig 4D)."""
         with torch.no_grad():
-            U, V = self.factors(z)
+            rows = self.factor_rows(z)
+            U, V = split_factor_rows(rows)
             x0 = most_amplified_direction(U, V)
             t = torch.linspace(0, self.t_max, self.num_time_points, dtype=z.dtype, device=z.device)
             x = self.response(U, V, x0, t)
-            f = self.measure((U, V), z)
+            f = self.measure(rows, z)
         k = min(self.shown_units, self.N)
         shown = torch.cat([x.norm(dim=-1, keepdim=True), x[..., :k]], dim=-1)
         return Trajectories(
