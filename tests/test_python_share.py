@@ -32,8 +32,13 @@ def test_frames_are_attributed_to_the_first_non_libc_frame():
 
 
 def test_a_sampled_run_of_epi_steps():
-    share, seconds = measure("lds", ["batch_size=200"], iterations=300, warmup=10, rate=100, threads=1,
-                             py_spy=_py_spy())
+    try:
+        share, seconds = measure("lds", ["batch_size=200"], iterations=300, warmup=10, rate=100, threads=1,
+                                 py_spy=_py_spy())
+    except RuntimeError as exc:
+        if "ermission" in str(exc):  # py-spy needs ptrace, which some containers forbid
+            pytest.skip(f"py-spy may not trace processes here: {str(exc)[-300:]}")
+        raise
     assert share.samples >= 20 and 0 < seconds < 1
     # an eager step of small tensors spends real time both in Python and in kernels
     assert 0.0 < share.overhead < 1.0
