@@ -1,4 +1,9 @@
-"""torch.compile with an eager fallback, shared by the models' ``compile`` = 'auto' / 'on' / 'off'."""
+"""torch.compile with an eager fallback, shared by the models' ``compile`` = 'auto' / 'on' / 'off'.
+
+The models compile with torch's default shape handling (``dynamic=None``): the first graph has static
+shapes, which suits training (gradient batches all have one size) and ran 12 % faster than
+``dynamic=True`` for the STG (in-process A/B, 35.6 vs 40.2 ms per iteration). A new batch size or a
+changed float hyperparameter recompiles once, then that input stays dynamic."""
 
 from __future__ import annotations
 
@@ -11,10 +16,15 @@ import torch
 from .errors import InputError
 
 COMPILE_MODES = ("auto", "on", "off")
+#: inductor options for every model's compiled steps. A C++ wrapper launches the generated kernels
+#: without a Python call per kernel: sampled Python share of an STG iteration 18 % -> 10 %, of a V1
+#: iteration 12 % -> 10 %, same or slightly better speed, a few seconds more to compile (once per
+#: machine: inductor caches on disk)
+INDUCTOR_OPTIONS = {"cpp_wrapper": True}
 
 
 class CompiledOrEager:
-    """``function`` compiled with ``torch.compile(function, **options)`` on first use.
+    """``function`` compiled with ``torch.compile(function, options=INDUCTOR_OPTIONS, **options)`` on first use.
 
     ``select(mode)`` gives the callable to run: ``function`` itself for 'off' or after a failure,
     else a wrapper that runs the compiled code. If compiling or running it raises (no C++ compiler,
@@ -38,7 +48,7 @@ class CompiledOrEager:
             return self.function(*args)
         try:
             if self._compiled is None:
-                self._compiled = torch.compile(self.function, **self.options)
+                self._compiled = torch.compile(self.function, **{"options": INDUCTOR_OPTIONS, **self.options})
             return self._compiled(*args)
         except Exception as exc:  # any compiler error: eager gives the same numbers
             if mode == "on":

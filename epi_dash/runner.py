@@ -104,9 +104,9 @@ def startup_phase(trainer: EPITrainer | None) -> str:
         fs = trainer.flow_settings
         phase = (f"initializing q: ABC search over {fs.abc_samples:,} simulations, then the Gaussian fit"
                  if fs.init == "abc" else "initializing q: Gaussian fit, then the baseline test")
-        return f"{phase}; then torch.compile compiles the simulator (1-3 min the first time)" if compiles else phase
+        return f"{phase}; then torch.compile compiles the simulator (up to a minute the first time)" if compiles else phase
     if compiles:
-        return ("first iteration: torch.compile is compiling the simulator (1-3 min on a CPU the first "
+        return ("first iteration: torch.compile is compiling the simulator (up to a minute on a CPU the first "
                 "time, seconds once cached)")
     return "first iteration"
 

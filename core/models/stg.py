@@ -245,7 +245,8 @@ class STG(Model):
 
     Speed: z is 2-D, so d(state)/dz is carried forward with the Euler steps (forward-mode, no graph
     of 300 steps to record and replay); ``compile`` fuses chunks of steps with torch.compile
-    (about a minute to compile on a 2-core CPU; 'off' for quick jobs, 'auto' falls back to eager).
+    (about 40 s to compile on a 2-core CPU the first time, seconds later: inductor caches on disk;
+    'off' for quick jobs, 'auto' falls back to eager).
     """
 
     # --- simulation --------------------------------------------------------------------------------
@@ -259,10 +260,11 @@ class STG(Model):
     compile = param.Selector(
         default="auto", objects=list(COMPILE_MODES),
         doc="torch.compile the Euler steps of gradient batches in chunks ('auto': when it works here, "
-        "else eager); compiling takes one to three minutes on a 2-core CPU, once per process",
+        "else eager); compiling takes about 40 s on a 2-core CPU the first time (cached on disk: "
+        "seconds in later processes) and again for a new batch size",
     )
-    # 30 (ten calls per simulation): Python overhead 8-9 % of an iteration against 10-11 % at 20 and
-    # the same speed; 50 compiled for 2 minutes and ran slower
+    # 30 (ten calls per simulation): less Python overhead than 20 at the same speed; 60 and 100
+    # compiled for 100 and 180 s and ran no faster (in-process A/B)
     steps_per_chunk = param.Integer(30, bounds=(1, None),
                                     doc="Euler steps per compiled call (more: less Python overhead, longer compile)")
     # --- membrane, reversal potentials, fixed conductances (eqs 42-47) ------------------------------
@@ -328,19 +330,21 @@ class STG(Model):
         super().__init__(**params)
         self._constants: dict[tuple, STGConstants] = {}
         self._bases: dict[tuple, Tensor] = {}
-        self._compiled = CompiledOrEager(euler_steps, "STG", dynamic=True, fullgraph=True)
+        self._compiled = CompiledOrEager(euler_steps, "STG", fullgraph=True)
+        self.param.watch(self._forget_fixed_tensors, [n for n in self.param if n != "name"], onlychanged=False)
 
     @property
     def trajectory_dt(self) -> float:  # type: ignore[override]
         return self.dt
 
-    # --- fixed tensors, built once per device/dtype -------------------------------------------------
-    def _cache_key(self, like: Tensor) -> tuple:
-        """Device, dtype and every hyperparameter: a changed param invalidates the cached tensors."""
-        return like.device, like.dtype, repr(sorted(self.hyperparameters().items()))
+    # --- fixed tensors, built once per device/dtype and hyperparameter values -----------------------
+    def _forget_fixed_tensors(self, *events) -> None:
+        # a watcher rather than a key over every hyperparameter: building that key took ~1 % of an iteration
+        self._constants.clear()
+        self._bases.clear()
 
     def constants(self, like: Tensor) -> STGConstants:
-        key = self._cache_key(like)
+        key = like.device, like.dtype
         if key not in self._constants:
             def vec(values, scale):
                 return torch.tensor(values, device=like.device, dtype=like.dtype) * scale
@@ -380,7 +384,7 @@ class STG(Model):
 
     def basis(self, like: Tensor) -> Tensor:
         """The measurement's linear map (see ``frequency_basis``): (T + 1, 2F)."""
-        key = self._cache_key(like)
+        key = like.device, like.dtype
         if key not in self._bases:
             b = frequency_basis(self.num_steps + 1, self.dt, self.drop_samples, self.average_window,
                                 self.frequencies)

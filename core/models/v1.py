@@ -143,7 +143,8 @@ class V1(Model):
     compile = param.Selector(
         default="auto", objects=list(COMPILE_MODES),
         doc="torch.compile the Euler steps of gradient batches in chunks ('auto': when it works here, "
-        "else eager); compiling takes about half a minute on a 2-core CPU, once per process",
+        "else eager); compiling takes about 15 s on a 2-core CPU the first time (cached on disk: "
+        "seconds in later processes) and again for a new batch size",
     )
     steps_per_chunk = param.Integer(25, bounds=(1, None),
                                     doc="Euler steps per compiled call and per noise draw (more: less Python "
@@ -166,7 +167,7 @@ class V1(Model):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._compiled = CompiledOrEager(euler_steps, "V1", dynamic=True, fullgraph=True)
+        self._compiled = CompiledOrEager(euler_steps, "V1", fullgraph=True)
 
     @property
     def trajectory_dt(self) -> float:  # type: ignore[override]
