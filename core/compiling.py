@@ -16,15 +16,20 @@ import torch
 from .errors import InputError
 
 COMPILE_MODES = ("auto", "on", "off")
-#: inductor options for every model's compiled steps. A C++ wrapper launches the generated kernels
-#: without a Python call per kernel: sampled Python share of an STG iteration 18 % -> 10 %, of a V1
-#: iteration 12 % -> 10 %, same or slightly better speed, a few seconds more to compile (once per
-#: machine: inductor caches on disk)
-INDUCTOR_OPTIONS = {"cpp_wrapper": True}
+#: inductor options for the models' compiled steps on CPU. A C++ wrapper launches the generated
+#: kernels without a Python call per kernel: sampled Python share of an STG iteration 18 % -> 10-14 %,
+#: of a V1 iteration 12 % -> 10 %, same or slightly better speed, a few seconds more to compile (once
+#: per machine: inductor caches on disk). Other devices keep inductor's defaults (untested here).
+CPU_INDUCTOR_OPTIONS = {"cpp_wrapper": True}
+
+
+def _device_type(args: tuple) -> str:
+    return next((a.device.type for a in args if isinstance(a, torch.Tensor)), "cpu")
 
 
 class CompiledOrEager:
-    """``function`` compiled with ``torch.compile(function, options=INDUCTOR_OPTIONS, **options)`` on first use.
+    """``function`` compiled with ``torch.compile(function, **options)`` on first use, once per device
+    type (on CPU with ``options=CPU_INDUCTOR_OPTIONS``; the first tensor argument sets the device).
 
     ``select(mode)`` gives the callable to run: ``function`` itself for 'off' or after a failure,
     else a wrapper that runs the compiled code. If compiling or running it raises (no C++ compiler,
@@ -34,7 +39,7 @@ class CompiledOrEager:
 
     def __init__(self, function: Callable, label: str, **options):
         self.function, self.label, self.options = function, label, options
-        self._compiled: Callable | None = None
+        self._compiled: dict[str, Callable] = {}
         self.failed = False
 
     def select(self, mode: str) -> Callable:
@@ -47,9 +52,11 @@ class CompiledOrEager:
         if self.failed:
             return self.function(*args)
         try:
-            if self._compiled is None:
-                self._compiled = torch.compile(self.function, **{"options": INDUCTOR_OPTIONS, **self.options})
-            return self._compiled(*args)
+            device = _device_type(args)
+            if device not in self._compiled:
+                inductor = {"options": CPU_INDUCTOR_OPTIONS} if device == "cpu" else {}
+                self._compiled[device] = torch.compile(self.function, **inductor, **self.options)
+            return self._compiled[device](*args)
         except Exception as exc:  # any compiler error: eager gives the same numbers
             if mode == "on":
                 raise InputError("compile", f"torch.compile failed here: {exc}") from exc
