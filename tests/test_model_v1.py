@@ -4,7 +4,6 @@ agreement with the reference (per-step autograd) implementation (compiled steps:
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest
