@@ -12,25 +12,22 @@ import torch
 from core.errors import InputError
 from core.model import load_model
 
+#: short runs of two parameter sets in chunks of 4 steps (a quick compile; shorter than a chunk would run eagerly)
 CASES = {
-    "stg": ({"num_steps": 60}, [[5.0, 1.0]], "simulate"),
-    "v1": ({"num_trials": 5, "num_steps": 60}, [[0.3, 0.1, 0.2, 0.4]], "emergent_statistics"),
-}
-#: short runs in chunks of 4 steps (a quick compile), two parameter sets
-QUICK_CASES = {
-    "stg": ({"num_steps": 60}, [[5.0, 1.0], [7.0, 3.0]], "simulate"),
-    "v1": ({"num_trials": 10, "num_steps": 14, "t_ss": 0.002}, [[0.3, 0.1, 0.2, 0.4], [0.5, 0.0, 0.1, 0.0]],
+    "stg": ({"num_steps": 60, "steps_per_chunk": 4}, [[5.0, 1.0], [7.0, 3.0]], "simulate"),
+    "v1": ({"num_trials": 10, "num_steps": 14, "t_ss": 0.002, "steps_per_chunk": 4},
+           [[0.3, 0.1, 0.2, 0.4], [0.5, 0.0, 0.1, 0.0]],
            "emergent_statistics"),
 }
 
 
-@pytest.mark.parametrize("name", sorted(QUICK_CASES))
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_compiled_steps_match_eager(name):
     """Skipped only where torch.compile cannot work (no C++ compiler)."""
-    kwargs, z_values, method = QUICK_CASES[name]
+    kwargs, z_values, method = CASES[name]
     results = []
     for mode in ("off", "auto"):
-        model = load_model(name, steps_per_chunk=4, compile=mode, **kwargs)
+        model = load_model(name, compile=mode, **kwargs)
         model.set_generator(torch.Generator().manual_seed(0))
         z = torch.tensor(z_values, requires_grad=True)  # compiled steps serve gradient batches
         with warnings.catch_warnings():
