@@ -243,10 +243,10 @@ class CompareView(param.Parameterized):
             pn.state.on_session_destroyed(lambda _ctx: self.jobs.stop())
         labels = {v: k for k, v in METHOD_CHOICES.items()}
         methods = pn.widgets.CheckButtonGroup.from_param(
-            self.param.methods, options={labels[v]: v for v in METHOD_CHOICES.values()}, name="methods")
-        run = pn.widgets.Button(name="Run comparison", button_type="primary", css_classes=["compare-run"])
+            self.param.methods, options={labels[v]: v for v in METHOD_CHOICES.values()}, label="methods")
+        run = pn.widgets.Button(label="Run comparison", color="primary", css_classes=["compare-run"])
         run.on_click(self.run)
-        stop = pn.widgets.Button(name="Stop", button_type="warning", css_classes=["compare-stop"])
+        stop = pn.widgets.Button(label="Stop", color="warning", css_classes=["compare-stop"])
         stop.on_click(self.stop)
         target = ", ".join(f"{s} = {m:g} ± {sd:g}" for s, m, sd in
                            zip(self.property.statistics, self.property.mean, self.property.std))
@@ -256,7 +256,7 @@ class CompareView(param.Parameterized):
                              f"Target: {target}. Shared criterion: ‖E f − μ‖₂ < 0.25 "
                              "(SMC-ABC: a population within ε = 0.5)."),
             methods,
-            pn.Row(pn.widgets.FloatInput.from_param(self.param.time_limit, name="time limit (s)", width=130),
+            pn.Row(pn.widgets.FloatInput.from_param(self.param.time_limit, label="time limit (s)", width=130),
                    pn.widgets.IntInput.from_param(self.param.seeds, width=90),
                    pn.widgets.Select.from_param(self.param.budget, width=110),
                    pn.widgets.Select.from_param(self.param.device, width=100), run, stop),

@@ -113,19 +113,19 @@ class RunLibrary(pn.viewable.Viewer):
             formatters={"converged": {"type": "tickCross"}, "entropy": {"type": "money", "precision": 3}},
         )
         self.refresh_button = pn.widgets.Button(label="Refresh", icon="refresh", width=110)
-        self.open_button = pn.widgets.Button(label="Open run", button_type="primary", width=120)
+        self.open_button = pn.widgets.Button(label="Open run", color="primary", width=120)
         self.compare_button = pn.widgets.Button(label="Compare 2 runs", width=140)
         self.message = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.compare_area = pn.Column(sizing_mode="stretch_width")
         self.downloads = pn.Row(
             pn.widgets.FileDownload(callback=self._download(samples_csv), filename="samples.csv",
-                                    label="Samples (CSV)", button_type="light", width=150),
+                                    label="Samples (CSV)", color="light", width=150),
             pn.widgets.FileDownload(callback=self._download(lambda r: io.BytesIO((r.path / "samples.npz").read_bytes())),
-                                    filename="samples.npz", label="Samples (NPZ)", button_type="light", width=150),
+                                    filename="samples.npz", label="Samples (NPZ)", color="light", width=150),
             pn.widgets.FileDownload(callback=self._download(run_bundle), filename="run.zip",
-                                    label="Run bundle (zip)", button_type="light", width=160),
+                                    label="Run bundle (zip)", color="light", width=160),
             pn.widgets.FileDownload(callback=self._download(figures_html), filename="figures.html",
-                                    label="Figures (HTML)", button_type="light", width=150),
+                                    label="Figures (HTML)", color="light", width=150),
         )
         self.refresh_button.on_click(lambda _e: self.refresh())
         self.open_button.on_click(self._open)

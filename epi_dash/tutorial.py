@@ -43,11 +43,11 @@ class Tutorial:
                                    title="EPI tutorial")
         available = set(self.workbench.catalog.specs.values())
         self.lesson = pn.widgets.RadioButtonGroup(options=[title for title, *_ in LESSONS], value=LESSONS[0][0],
-                                                  button_type="primary", button_style="outline")
+                                                  color="primary", variant="outline")
         self.text = pn.pane.Markdown(LESSONS[0][2], styles={"font-size": "13px"})
         self.load_button = pn.widgets.Button(label="Load this model", width=150)
         self.quick_button = pn.widgets.Button(label="Quick settings", width=150,
-                                              button_type="light")
+                                              color="light")
         self.missing = pn.pane.Markdown("", styles={"color": "#b00020"})
         self._available = available
         self.lesson.param.watch(self._on_lesson, "value")

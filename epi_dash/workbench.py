@@ -128,9 +128,9 @@ class Workbench(pn.viewable.Viewer):
         self.advanced = pn.Card(title="Advanced: flow and optimizer (paper defaults per model)",
                                 collapsed=True, sizing_mode="stretch_width")
         self.errors_pane = pn.pane.Alert("", alert_type="danger", visible=False)
-        self.start_button = pn.widgets.Button(label="Start", button_type="primary", icon="player-play")
-        self.stop_button = pn.widgets.Button(label="Stop", button_type="danger", icon="player-stop", disabled=True)
-        self.resume_button = pn.widgets.Button(label="Resume", button_type="success", icon="player-skip-forward",
+        self.start_button = pn.widgets.Button(label="Start", color="primary", icon="player-play")
+        self.stop_button = pn.widgets.Button(label="Stop", color="danger", icon="player-stop", disabled=True)
+        self.resume_button = pn.widgets.Button(label="Resume", color="success", icon="player-skip-forward",
                                                disabled=True)
         self.start_button.on_click(lambda _e: self.start())
         self.stop_button.on_click(lambda _e: self.stop())
