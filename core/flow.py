@@ -22,6 +22,10 @@ from .errors import InputError
 _LOG_2PI = math.log(2 * math.pi)
 
 
+def _log_sigmoid_by_softplus(u: Tensor) -> Tensor:
+    return -F.softplus(-u)
+
+
 class AffineCoupling(nn.Module):
     """y_keep = x_keep, y_move = x_move * exp(s(x_keep)) + t(x_keep). ``flip`` swaps the halves."""
 
@@ -186,9 +190,9 @@ class BoxMap(nn.Module):
         self.register_buffer("loc", torch.zeros_like(lower))
         self.register_buffer("scale", torch.ones_like(lower))
 
-    def _log_abs_det(self, u: Tensor) -> Tensor:
+    def _log_abs_det(self, u: Tensor, log_sigmoid=F.logsigmoid) -> Tensor:
         # log sigmoid(u) + log sigmoid(-u) = 2 log sigmoid(u) - u: one logsigmoid, stable for any u
-        return torch.log(self.width * self.scale).sum() + (2 * F.logsigmoid(u) - u).sum(-1)
+        return torch.log(self.width * self.scale).sum() + (2 * log_sigmoid(u) - u).sum(-1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         u = torch.addcmul(self.loc, self.scale, x)
@@ -197,7 +201,10 @@ class BoxMap(nn.Module):
     def inverse(self, z: Tensor) -> tuple[Tensor, Tensor]:
         p = ((z - self.lower) / self.width).clamp(1e-7, 1 - 1e-7)
         u = torch.log(p) - torch.log1p(-p)
-        return (u - self.loc) / self.scale, -self._log_abs_det(u)
+        # log_prob's path, which torch.func differentiates twice (Hessians): the same log sigmoid as
+        # -softplus(-u), because logsigmoid's double-backward under vmap resizes an output, which
+        # PyTorch 2.13 deprecates (a warning now). The forward (training) path keeps the faster logsigmoid.
+        return (u - self.loc) / self.scale, -self._log_abs_det(u, _log_sigmoid_by_softplus)
 
 
 class RealNVP(nn.Module):
