@@ -76,3 +76,19 @@ def test_reproduce_prints_a_table_with_its_commands(quick_rows, monkeypatch, cap
     out = capsys.readouterr().out
     assert out.count("RNN N=") >= 4
     assert "commands:" in out and ".venv/bin/python -m benchmarks.claims.rnn --N 10 --seed 1" in out
+
+
+def test_threads_flag_reaches_the_trainer_settings(monkeypatch):
+    """``--threads T`` must set the trainer's num_threads: train() applies that setting process-wide,
+    so setting torch's thread count alone would leave training on one thread. --set wins over it."""
+    rnn = importlib.import_module("benchmarks.claims.rnn")
+    seen = []
+    monkeypatch.setattr(rnn, "run_one", lambda N, seed, overrides: seen.append(dict(overrides)) or {})
+    monkeypatch.setattr(rnn, "rows_for", lambda run, command: [dict(command=command)])
+    rows = rnn.run(Ns=(2,), seeds=(1,), threads=2, overrides={"c0": 10.0})
+    assert seen == [{"num_threads": 2, "c0": 10.0}]
+    assert rows[0]["command"].endswith("--threads 2 --set c0=10.0")
+    rnn.run(Ns=(2,), seeds=(1,), threads=2, overrides={"num_threads": 1})
+    assert seen[-1] == {"num_threads": 1}
+    rnn.run(Ns=(2,), seeds=(1,))
+    assert seen[-1] == {}

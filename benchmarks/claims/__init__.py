@@ -19,6 +19,16 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+THREADS_HELP = ("CPU threads while training: the trainer's num_threads setting, which train() applies "
+                "process-wide (default: the setting's default, 1)")
+
+
+def with_threads(overrides: dict[str, Any], threads: int | None) -> dict[str, Any]:
+    """``overrides`` with ``num_threads=threads`` unless ``threads`` is None or --set already gives it:
+    setting torch's thread count alone has no effect, since ``EPITrainer.train`` applies num_threads."""
+    return {"num_threads": threads, **overrides} if threads else dict(overrides)
+
+
 def print_table(rows: list[dict]) -> None:
     """The claim rows as a Markdown table, then the command that produced them."""
     print("| claim | measured | paper | wall time | device |")

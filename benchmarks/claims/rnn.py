@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.claims import parse_overrides, print_table
+from benchmarks.claims import THREADS_HELP, parse_overrides, print_table, with_threads
 from core import EPITrainer, IterationRecord, load_model, settings_for
 
 PAPER_N = (2, 10, 25, 50, 100, 250)
@@ -154,12 +154,11 @@ def run(quick: bool = False, Ns: tuple[int, ...] | None = None, seeds: tuple[int
     {claim, measured, paper, wall_time_s, device, command}."""
     Ns = tuple(Ns or (QUICK_N if quick else PAPER_N))
     overrides = dict(overrides or {})
-    if threads:
-        torch.set_num_threads(threads)
+    settings = with_threads(overrides, threads)
     rows = []
     for N in Ns:
         command = command_line((N,), seeds, threads, overrides)
-        runs = [run_one(N, seed, overrides) for seed in seeds]
+        runs = [run_one(N, seed, settings) for seed in seeds]
         for one in runs:
             rows += rows_for(one, command)
         if len(runs) > 1:
@@ -172,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help=f"only N in {QUICK_N}")
     parser.add_argument("--N", type=int, nargs="+", default=None, help=f"network sizes (default {PAPER_N})")
     parser.add_argument("--seed", type=int, nargs="+", default=[1], help="seeds (several: a mean row too)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="flow/optimizer setting override, e.g. mixing=lu")
     args = parser.parse_args(argv)

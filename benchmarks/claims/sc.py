@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from benchmarks.claims import parse_overrides, print_table
+from benchmarks.claims import THREADS_HELP, parse_overrides, print_table, with_threads
 from core import EPITrainer, load_model, load_run, settings_for
 
 #: a few minutes on a 2-core CPU: exercises every path, does not match the paper
@@ -126,9 +126,10 @@ def analysis_rows(q, row: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def command_line(quick: bool, overrides: dict[str, Any], max_minutes: float | None, analyze: str | None) -> str:
+def command_line(quick: bool, overrides: dict[str, Any], max_minutes: float | None, analyze: str | None,
+                 threads: int | None = None) -> str:
     parts = [".venv/bin/python", "-m", "benchmarks.claims.sc"] + (["--quick"] if quick else [])
-    parts += ["--threads", str(torch.get_num_threads())]
+    parts += ["--threads", str(threads)] if threads else []
     parts += [f"--set {k}={v}" for k, v in overrides.items()]
     parts += [f"--max-minutes {max_minutes}"] if max_minutes else []
     parts += [f"--analyze {analyze}"] if analyze else []
@@ -136,11 +137,12 @@ def command_line(quick: bool, overrides: dict[str, Any], max_minutes: float | No
 
 
 def run(quick: bool = False, overrides: dict[str, Any] | None = None, run_dir: str | None = None,
-        max_minutes: float | None = None, analyze: str | None = None) -> list[dict]:
+        max_minutes: float | None = None, analyze: str | None = None, threads: int | None = None) -> list[dict]:
     """Train (or load ``analyze``, a saved run directory) and return the claim rows
     {claim, measured, paper, wall_time_s, device, command}."""
     overrides = dict(overrides or {})
-    command = command_line(quick, overrides, max_minutes, analyze)
+    command = command_line(quick, overrides, max_minutes, analyze, threads)
+    overrides = with_threads(overrides, threads)
     if analyze:
         loaded = load_run(analyze)
         meta, q = loaded.meta, loaded.distribution
@@ -169,13 +171,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="run directory to write")
     parser.add_argument("--max-minutes", type=float, default=None, help="stop training after this long")
     parser.add_argument("--analyze", default=None, help="analyse a saved run directory instead of training")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     np.set_printoptions(precision=3)
     print_table(run(quick=args.quick, overrides=parse_overrides(args.set), run_dir=args.out,
-                    max_minutes=args.max_minutes, analyze=args.analyze))
+                    max_minutes=args.max_minutes, analyze=args.analyze, threads=args.threads))
 
 
 if __name__ == "__main__":
