@@ -136,6 +136,16 @@ class EPIDistribution:
             zz = to_z(u)
             return zz[self.flow.log_prob(zz).argmax()].detach()
 
+    def near_faces(self, z: Tensor, tol: float = 0.02) -> list[str]:
+        """Names of the coordinates of z: (dim,) within ``tol`` (a fraction of each range) of a face of
+        the box. A mode found there sits on ``find_mode``'s margin: log q still rises towards the face
+        (a broad marginal through the sigmoid support map), so it and its Hessian describe a thin shell
+        at the boundary rather than the bulk of q."""
+        z = self._as_z(z)[0]
+        frac = (z - self.lower) / (self.upper - self.lower)
+        near = (frac < tol) | (frac > 1 - tol)
+        return [self.parameter_names[i] for i in near.nonzero().flatten().tolist()]
+
     def hessian_directions(self, z: Tensor, ratio: float = 0.1) -> HessianDirections:
         """Sensitive and degenerate directions of log q at ``z``: (dim,)."""
         z = self._as_z(z)[0]

@@ -8,8 +8,9 @@ arrays; a UI drains them on its own schedule. Kinds, in the order they arrive:
 ``iteration``  an ``IterationRecord`` as a dict (one per optimization step)
 ``epoch``      an ``EpochRecord`` as a dict
 ``snapshot``   iteration, z (n, d), log_q (n,): current samples of q, every ``snapshot_every`` steps
-``analysis``   iteration, mode (d,), log_q_mode, eigenvalues (d,), eigenvectors (d, d), kinds,
-               predictive (n, m): at epoch ends (small D), on request, and after training
+``analysis``   iteration, mode (d,), log_q_mode, mode_near_faces (parameter names), eigenvalues (d,),
+               eigenvectors (d, d), kinds, predictive (n, m): at epoch ends (small D), on request,
+               and after training
 ``finished``   state ("converged", "finished", "stopped", "failed"), converged, epochs, iterations,
                wall_time_s, entropy, run_dir, error
 ``failed``     message: the trainer could not be built or crashed outside its own error handling
@@ -75,6 +76,7 @@ def analyze(dist: EPIDistribution, settings: AnalysisSettings | None = None) -> 
     return {
         "mode": to_numpy(mode),
         "log_q_mode": log_q_mode,
+        "mode_near_faces": dist.near_faces(mode),
         "eigenvalues": to_numpy(directions.eigenvalues),
         "eigenvectors": to_numpy(directions.eigenvectors),
         "kinds": list(directions.kinds),

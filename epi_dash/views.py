@@ -199,7 +199,9 @@ def axis_limits(info: RunInfo, snapshot: dict[str, Any], i: int) -> tuple[float,
 def traces_view(traces: hv.streams.Pipe, names: list[str], time_unit: str = "s", value_unit: str = "") -> hv.DynamicMap:
     """x(t) of each population ``names`` at the mode (solid) and at the probed point (dashed).
     Pipe data: {"mode": Trajectories | None, "probe": Trajectories | None}. Every frame has the same
-    curves (empty when a trajectory is missing): BokehJS cannot follow a legend that changes shape."""
+    curves (empty when a trajectory is missing): BokehJS cannot follow a legend that changes shape.
+    Mode and probe curves share their population's label, so the legend has one entry per population
+    (with 5 populations, one per curve overflowed the plot's height)."""
 
     def render(data: dict[str, Any]) -> hv.Overlay:
         curves = []
@@ -207,7 +209,7 @@ def traces_view(traces: hv.streams.Pipe, names: list[str], time_unit: str = "s",
             traj: Trajectories | None = data.get(key)
             for p, name in enumerate(names):
                 xy = (traj.t, traj.x[0, :, p]) if traj is not None and p < traj.x.shape[2] else ([], [])
-                curves.append(hv.Curve(xy, "t", "x", label=f"{name} ({key})").opts(
+                curves.append(hv.Curve(xy, "t", "x", label=name, group=key.title()).opts(
                     color=PALETTE[p % len(PALETTE)], line_dash=dash, line_width=2))
         return hv.Overlay(curves)
 

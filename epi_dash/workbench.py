@@ -532,7 +532,18 @@ class Workbench(pn.viewable.Viewer):
             except Exception as exc:  # advisory only
                 log.debug("log q at probe failed: %s", exc)
         where = "clicked sample" if ex.clicked is not None else f"mode + {ex.step:+.2f} × direction"
-        return f"**Probe:** {where}\n\n" + "\n".join(lines)
+        return f"**Probe:** {where}\n\n" + "\n".join(lines) + self._faces_note()
+
+    def _faces_note(self) -> str:
+        """A warning when the mode sits at the box faces, where its Hessian says little about q."""
+        faces = (self.live.analysis or {}).get("mode_near_faces") or []
+        if not faces:
+            return ""
+        shown = ", ".join(faces[:4]) + (", ..." if len(faces) > 4 else "")
+        return (f"\n\n⚠ **The mode lies at the box faces** in {len(faces)} of {len(self.live.info.parameter_names)} "
+                f"parameters ({shown}): q's density still rises towards the faces there, so this mode and "
+                "its Hessian describe a thin shell at the boundary, not the bulk of q. Click a sample in "
+                "the pairplot to probe typical parameters instead.")
 
     def _build_main(self) -> None:
         self.epoch_table = pn.widgets.Tabulator(self._epoch_frame(), disabled=True,

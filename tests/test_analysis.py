@@ -86,3 +86,15 @@ def test_predictive_and_trajectories(dist):
     traj = dist.trajectories(dist.sample(3))
     assert traj.x.shape == (3, 150, 2) and traj.t.shape == (150,) and traj.names == ["x1", "x2"]
     assert abs(traj.x[:, 0, 0] - 2**-0.5).max() < 1e-5  # starts at x0
+
+
+def test_near_faces_names_the_coordinates_at_the_box_faces(dist):
+    lower, upper = dist.lower, dist.upper
+    centre = (lower + upper) / 2
+    assert dist.near_faces(centre) == []
+    z = centre.clone()
+    z[1] = lower[1] + 0.01 * (upper[1] - lower[1])  # find_mode's 1 % margin
+    z[3] = upper[3] - 0.001 * (upper[3] - lower[3])
+    assert dist.near_faces(z) == ["a2", "a4"]
+    z[1] = lower[1] + 0.05 * (upper[1] - lower[1])
+    assert dist.near_faces(z) == ["a4"] and dist.near_faces(z, tol=0.06) == ["a2", "a4"]

@@ -177,10 +177,12 @@ def test_traces_and_explorer_move_along_a_direction():
     assert labels[0].startswith("v1 ") and "λ" in labels[0]
     pipe = hv.streams.Pipe({"mode": ex.trajectories(ex.mode()), "probe": traj})
     overlay = V.traces_view(pipe, traj.names)[()]
-    assert len(overlay.Curve) == 4  # 2 populations x (mode, probe)
+    assert len(overlay.Mode) == 2 and len(overlay.Probe) == 2  # 2 populations x (mode, probe)
     assert len(overlay.get(0)) == model.num_steps
+    legend = hv.render(overlay).legend[0].items  # one entry per population, drawing mode and probe
+    assert [item.label.value for item in legend] == traj.names and all(len(i.renderers) == 2 for i in legend)
     empty = V.traces_view(hv.streams.Pipe({"mode": None, "probe": None}), traj.names)[()]
-    assert len(empty.Curve) == 4 and len(empty.get(0)) == 0  # same legend before any mode exists
+    assert len(empty) == 4 and len(empty.get(0)) == 0  # same legend before any mode exists
 
 
 def test_run_info_takes_units_from_the_model():

@@ -75,6 +75,12 @@ def test_start_streams_into_views_saves_and_reopens(tmp_path):
     assert "iteration 30/30" in wb.status.object and "Convergence test: epoch 2" in wb.status.object
     assert wb.live.analysis is not None and len(wb.direction_select.options) == 4
     assert "log q(z)" in wb.probe_table.object
+    faces = wb.live.analysis["mode_near_faces"]
+    assert isinstance(faces, list) and ("at the box faces" in wb.probe_table.object) == bool(faces)
+    wb.live.analysis["mode_near_faces"] = ["a2", "a3"]  # as for a broad q (e.g. the RNN's)
+    assert "at the box faces** in 2 of 4 parameters (a2, a3)" in wb._probe_markdown(wb.explorer.probe())
+    wb.live.analysis["mode_near_faces"] = []
+    assert "box faces" not in wb._probe_markdown(wb.explorer.probe())
     assert wb.live.traces.data["mode"] is not None
     table = wb.library.table.value
     assert len(table) == 1 and table["model"].iloc[0] == "lds" and "real_lambda1: 0.5" in table["property"].iloc[0]
