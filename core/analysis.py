@@ -139,8 +139,8 @@ class EPIDistribution:
     def near_faces(self, z: Tensor, tol: float = 0.02) -> list[str]:
         """Names of the coordinates of z: (dim,) within ``tol`` (a fraction of each range) of a face of
         the box. A mode found there sits on ``find_mode``'s margin: log q still rises towards the face
-        (a broad marginal through the sigmoid support map), so it and its Hessian describe a thin shell
-        at the boundary rather than the bulk of q."""
+        (e.g. a broad marginal through the sigmoid support map), so it is a boundary point rather than
+        an interior peak, and its Hessian mostly measures the support map's curvature there."""
         z = self._as_z(z)[0]
         frac = (z - self.lower) / (self.upper - self.lower)
         near = (frac < tol) | (frac > 1 - tol)

@@ -216,7 +216,7 @@ def traces_view(traces: hv.streams.Pipe, names: list[str], time_unit: str = "s",
     y_label = f"activity ({value_unit})" if value_unit else "activity"
     return hv.DynamicMap(render, streams=[traces]).opts(
         hv.opts.Curve(xlabel=f"time ({time_unit})", ylabel=y_label, tools=TOOLS, framewise=True),
-        hv.opts.Overlay(title="Simulated activity x(t): mode (solid), probe (dashed)", responsive=True,
+        hv.opts.Overlay(title="Activity x(t): mode (solid), probe (dashed)", responsive=True,
                         height=300, legend_position="right", show_grid=True, framewise=True))
 
 

@@ -541,9 +541,9 @@ class Workbench(pn.viewable.Viewer):
             return ""
         shown = ", ".join(faces[:4]) + (", ..." if len(faces) > 4 else "")
         return (f"\n\n⚠ **The mode lies at the box faces** in {len(faces)} of {len(self.live.info.parameter_names)} "
-                f"parameters ({shown}): q's density still rises towards the faces there, so this mode and "
-                "its Hessian describe a thin shell at the boundary, not the bulk of q. Click a sample in "
-                "the pairplot to probe typical parameters instead.")
+                f"parameters ({shown}): log q still rises towards the faces there, so the mode is a point on "
+                "the boundary, not an interior peak, and its Hessian mostly measures the support map's "
+                "curvature at the face. Click a sample in the pairplot to probe typical parameters.")
 
     def _build_main(self) -> None:
         self.epoch_table = pn.widgets.Tabulator(self._epoch_frame(), disabled=True,
