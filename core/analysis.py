@@ -13,6 +13,9 @@ from .flow import RealNVP
 from .model import Model, Trajectories
 from .property import EmergentProperty
 
+#: how far inside each face (a fraction of the range) ``find_mode`` keeps its search
+MODE_MARGIN = 0.01
+
 
 @dataclass
 class HessianDirections:
@@ -87,7 +90,7 @@ class EPIDistribution:
         num_samples: int = 2000,
         steps: int = 400,
         lr: float = 0.05,
-        margin: float = 0.01,
+        margin: float = MODE_MARGIN,
     ) -> Tensor:
         """argmax log q(z), optionally with coordinates held at ``fixed`` values (paper eq 71) and
         others restricted to a sub-``region`` {name: (low, high)} of their bounds (e.g. sW > 0,
@@ -136,7 +139,7 @@ class EPIDistribution:
             zz = to_z(u)
             return zz[self.flow.log_prob(zz).argmax()].detach()
 
-    def near_faces(self, z: Tensor, tol: float = 0.02) -> list[str]:
+    def near_faces(self, z: Tensor, tol: float = 2 * MODE_MARGIN) -> list[str]:
         """Names of the coordinates of z: (dim,) within ``tol`` (a fraction of each range) of a face of
         the box. A mode found there sits on ``find_mode``'s margin: log q still rises towards the face
         (e.g. a broad marginal through the sigmoid support map), so it is a boundary point rather than

@@ -200,8 +200,7 @@ def traces_view(traces: hv.streams.Pipe, names: list[str], time_unit: str = "s",
     """x(t) of each population ``names`` at the mode (solid) and at the probed point (dashed).
     Pipe data: {"mode": Trajectories | None, "probe": Trajectories | None}. Every frame has the same
     curves (empty when a trajectory is missing): BokehJS cannot follow a legend that changes shape.
-    Mode and probe curves share their population's label, so the legend has one entry per population
-    (with 5 populations, one per curve overflowed the plot's height)."""
+    Mode and probe curves share their population's label: one legend entry per population."""
 
     def render(data: dict[str, Any]) -> hv.Overlay:
         curves = []
