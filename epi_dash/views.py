@@ -103,8 +103,9 @@ def entropy_view(progress: hv.streams.Buffer, epochs: hv.streams.Pipe) -> hv.Ove
 
 def statistic_view(progress: hv.streams.Buffer, info: RunInfo, k: int) -> hv.DynamicMap:
     """Batch mean of statistic k with a +-1 sd band vs its target mean (line) and sd (band)."""
-    y = hv.Dimension(f"mean_{k}", label=info.statistic_label(k))
     mean, std = info.means[k], info.stds[k]
+    # the axis always spans the target band, even before the first batch arrives
+    y = hv.Dimension(f"mean_{k}", label=info.statistic_label(k), soft_range=(mean - std, mean + std))
 
     def render(data: pd.DataFrame) -> hv.Overlay:
         band = hv.HSpan(mean - std, mean + std).opts(color="#ff7f0e", alpha=0.15)

@@ -343,7 +343,8 @@ class Workbench(pn.viewable.Viewer):
         st = self.live.state
         total = max(st.iterations_total, 1)
         self.progress_bar.max = total
-        self.progress_bar.value = min(st.iteration, total)
+        # a run that converged before its last epoch has done all its work: a full bar
+        self.progress_bar.value = total if st.status == "converged" else min(st.iteration, total)
         self.progress_bar.bar_color = {"failed": "danger", "converged": "success"}.get(st.status, "primary")
         last = st.epochs[-1] if st.epochs else None
         if last is None:

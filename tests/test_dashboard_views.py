@@ -72,6 +72,16 @@ def test_training_views_render_with_streamed_data():
         hv.render(view)  # the bokeh plot builds without error
 
 
+def test_statistic_axis_spans_the_target_band_before_and_after_data():
+    info = V.RunInfo(["p0", "p1"], ["s0"], [6.28], [0.63], np.full(2, -5.0), np.full(2, 5.0), ["Hz"] * 2, ["rad/s"])
+    live = LiveRun(info)
+    empty = hv.render(V.statistic_view(live.progress, info, 0))
+    assert (empty.y_range.start, empty.y_range.end) == pytest.approx((6.28 - 0.63, 6.28 + 0.63))
+    live.apply([RunnerEvent("iteration", r) for r in _records(10, 1)])  # batch means near 0, far below
+    y = hv.render(V.statistic_view(live.progress, info, 0)).y_range
+    assert y.start < 0 and y.end >= 6.28 + 0.63
+
+
 def test_live_run_sends_one_buffer_batch_and_keeps_the_newest_snapshot():
     info = _info(d=3)
     live = LiveRun(info)

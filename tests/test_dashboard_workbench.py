@@ -63,6 +63,15 @@ def test_bad_sd_shows_a_message_next_to_the_field_and_disables_start(tmp_path):
     assert wb.setup.stds["imag_lambda1"] == 0.5
 
 
+@pytest.mark.parametrize("status, value", [("running", 700), ("stopped", 700), ("converged", 2000)])
+def test_progress_bar_is_full_once_a_run_converged_early(tmp_path, status, value):
+    wb = _workbench(tmp_path)
+    wb.live.state.status, wb.live.state.iteration, wb.live.state.iterations_total = status, 700, 2000
+    wb._update_progress()
+    assert (wb.progress_bar.value, wb.progress_bar.max) == (value, 2000)
+    assert "iteration 700/2000" in wb.status.object  # the text keeps the real count
+
+
 def test_start_streams_into_views_saves_and_reopens(tmp_path):
     wb = _workbench(tmp_path)
     _property_inputs(wb)["mean-real_lambda1"].value = 0.5
