@@ -11,6 +11,7 @@ import functools
 import warnings
 from collections.abc import Callable
 
+import param
 import torch
 
 from .errors import InputError
@@ -21,6 +22,17 @@ COMPILE_MODES = ("auto", "on", "off")
 #: of a V1 iteration 12 % -> 10 %, same or slightly better speed, a few seconds more to compile (once
 #: per machine: inductor caches on disk). Other devices keep inductor's defaults (untested here).
 CPU_INDUCTOR_OPTIONS = {"cpp_wrapper": True}
+
+
+def compile_parameter(first_compile: str) -> param.Selector:
+    """A model's ``compile`` hyperparameter (one of ``COMPILE_MODES``, default 'auto');
+    ``first_compile`` says how long the first compile takes, e.g. "about 40 s"."""
+    return param.Selector(
+        default="auto", objects=list(COMPILE_MODES),
+        doc="torch.compile the Euler steps of gradient batches in chunks ('auto': when it works here, "
+        f"else eager); compiling takes {first_compile} on a 2-core CPU the first time (cached on disk: "
+        "seconds in later processes) and again for a new batch size",
+    )
 
 
 def _device_type(args: tuple) -> str:

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..compiling import COMPILE_MODES, CompiledOrEager
+from ..compiling import CompiledOrEager, compile_parameter
 from ..forward_mode import ForwardMode
 from ..errors import InputError
 from ..model import FreeParameter, Model, Statistic, Trajectories, register_model
@@ -257,12 +257,7 @@ class STG(Model):
         list(REFERENCE_X0), item_type=(int, float), bounds=(15, 15),
         doc="start state [V (V) x5, N x5, H x5] for f1, f2, hub, s1, s2 (reference code's vector)",
     )
-    compile = param.Selector(
-        default="auto", objects=list(COMPILE_MODES),
-        doc="torch.compile the Euler steps of gradient batches in chunks ('auto': when it works here, "
-        "else eager); compiling takes about 40 s on a 2-core CPU the first time (cached on disk: "
-        "seconds in later processes) and again for a new batch size",
-    )
+    compile = compile_parameter("about 40 s")
     # 30 (ten calls per simulation): less Python overhead than 20 at the same speed; 60 and 100
     # compiled for 100 and 180 s and ran no faster (in-process A/B)
     steps_per_chunk = param.Integer(30, bounds=(1, None),

@@ -12,7 +12,7 @@ import param
 import torch
 from torch import Tensor
 
-from ..compiling import COMPILE_MODES, CompiledOrEager
+from ..compiling import CompiledOrEager, compile_parameter
 from ..forward_mode import ForwardMode
 from ..errors import InputError
 from ..model import FreeParameter, Model, Statistic, Trajectories, register_model
@@ -140,12 +140,7 @@ class V1(Model):
                             "units), which never binds in the paper's box, so none by default")
     simulation_chunk = param.Integer(2000, bounds=(1, None),
                                      doc="z per vectorized chunk without gradients (bounds memory in tests)")
-    compile = param.Selector(
-        default="auto", objects=list(COMPILE_MODES),
-        doc="torch.compile the Euler steps of gradient batches in chunks ('auto': when it works here, "
-        "else eager); compiling takes about 15 s on a 2-core CPU the first time (cached on disk: "
-        "seconds in later processes) and again for a new batch size",
-    )
+    compile = compile_parameter("about 15 s")
     steps_per_chunk = param.Integer(25, bounds=(1, None),
                                     doc="Euler steps per compiled call and per noise draw (more: less Python "
                                     "overhead, longer compile)")
