@@ -1,11 +1,13 @@
 """EPIDistribution: log q, gradients and Hessians (torch.func), modes, directions."""
 
+import math
 import warnings
 
 import pytest
 import torch
 
-from core import EPITrainer, InputError, load_model, settings_for
+from core import EmergentProperty, EPITrainer, FreeParameter, InputError, Model, Statistic, load_model, settings_for
+from core.analysis import EPIDistribution
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +100,58 @@ def test_near_faces_names_the_coordinates_at_the_box_faces(dist):
     assert dist.near_faces(z) == ["a2", "a4"]
     z[1] = lower[1] + 0.05 * (upper[1] - lower[1])
     assert dist.near_faces(z) == ["a4"] and dist.near_faces(z, tol=0.06) == ["a2", "a4"]
+
+
+class _Box(Model):
+    parameters = (FreeParameter("a", 0.0, 1.0), FreeParameter("b", 0.0, 1.0))
+    statistics = (Statistic("a", 0.5, 0.1),)
+
+    def simulate(self, z):
+        return z
+
+    def measure(self, x, z):
+        return z[:, :1]
+
+
+class _AnalyticDensity(torch.nn.Module):
+    """A known q on the unit square for find_mode: a Gaussian bulk (weight 1 - w, sd 0.15, peak at the
+    centre) plus a thin spike of weight w at the corner (0, 0), just inside find_mode's 1 % margin, tall
+    enough that log q at the margin beats the bulk's peak (as a flow's tail that reaches a face);
+    ``tilt`` > 0 drops the bulk for a density rising monotonically towards that corner."""
+
+    def __init__(self, w: float = 0.02, tilt: float = 0.0):
+        super().__init__()
+        self.dim, self.w, self.tilt = 2, w, tilt
+        self.box = torch.nn.Module()
+        self.box.register_buffer("lower", torch.zeros(2))
+        self.components = ((0.5, 0.15, 1 - w), (0.004, 0.004, w))
+
+    def log_prob(self, z):
+        if self.tilt:
+            return -self.tilt * z.sum(-1)
+        terms = [math.log(weight) - ((z - m) ** 2).sum(-1) / (2 * s**2) - math.log(2 * math.pi * s**2)
+                 for m, s, weight in self.components]
+        return torch.logsumexp(torch.stack(terms), 0)
+
+    def rsample_and_log_prob(self, n, generator=None):
+        g = torch.Generator().manual_seed(0)
+        spike = torch.rand(n, 1, generator=g) < self.w
+        z = torch.where(spike, 0.004 + 0.004 * torch.randn(n, 2, generator=g).abs(),
+                        (0.5 + 0.15 * torch.randn(n, 2, generator=g)).clamp(0.01, 0.99))
+        return z, self.log_prob(z)
+
+
+def test_mode_is_the_interior_peak_not_a_spike_at_a_face():
+    """A converged STG run had log q +28 in a 1 % tail at a corner against +2 at its bulk's peak: the
+    mode (and its Hessian) must be the bulk's; a q that only rises towards a face gives that face."""
+    model = _Box()
+    prop = EmergentProperty.default_for(model)
+    spiky = EPIDistribution(_AnalyticDensity(w=0.02), model, prop)
+    margin_point = torch.tensor([0.01, 0.01])
+    assert spiky.log_prob(margin_point).item() > spiky.log_prob(torch.tensor([0.5, 0.5])).item() + 1
+    mode = spiky.find_mode(num_starts=5)
+    assert mode.tolist() == pytest.approx([0.5, 0.5], abs=1e-3) and spiky.near_faces(mode) == []
+    assert spiky.hessian_directions(mode).eigenvalues.max() < 0
+    tilted = EPIDistribution(_AnalyticDensity(tilt=5.0), model, prop)
+    mode = tilted.find_mode(num_starts=5)
+    assert mode.tolist() == pytest.approx([0.01, 0.01], abs=1e-3) and tilted.near_faces(mode) == ["a", "b"]
