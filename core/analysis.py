@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,10 @@ from .property import EmergentProperty
 MODE_MARGIN = 0.01
 #: up to this dimension ``find_mode`` checks the Hessian of each ascent's end (cost grows as dim^2)
 MODE_HESSIAN_MAX_DIM = 64
+#: torch.func's forward-mode AD (jacfwd, inside ``hessian``) keeps its levels process-wide: two threads
+#: computing Hessians at once (a dashboard's epoch and final analyses, or two users' runs) corrupt each
+#: other's ("no level exists"), so Hessians are computed one at a time
+_FORWARD_AD = threading.Lock()
 
 
 @dataclass
@@ -82,7 +87,8 @@ class EPIDistribution:
     def hessian(self, z: Tensor) -> Tensor:
         """d^2 log q / dz^2: (batch, dim, dim)."""
         self.flow.eval()
-        return vmap(hessian(self._single_log_prob))(self._as_z(z))
+        with _FORWARD_AD:
+            return vmap(hessian(self._single_log_prob))(self._as_z(z))
 
     def find_mode(
         self,

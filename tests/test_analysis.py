@@ -155,3 +155,28 @@ def test_mode_is_the_interior_peak_not_a_spike_at_a_face():
     tilted = EPIDistribution(_AnalyticDensity(tilt=5.0), model, prop)
     mode = tilted.find_mode(num_starts=5)
     assert mode.tolist() == pytest.approx([0.01, 0.01], abs=1e-3) and tilted.near_faces(mode) == ["a", "b"]
+
+
+def test_hessians_from_several_threads_at_once(dist):
+    """torch.func's forward-mode levels are process-wide: without a lock, concurrent Hessians (a
+    dashboard's epoch and final analyses, two users' runs) failed with "no level exists"."""
+    import threading
+
+    z = dist.sample(8)
+    expected = dist.hessian(z)
+    results, errors = [], []
+
+    def work():
+        try:
+            for _ in range(10):
+                results.append(dist.hessian(z))
+        except Exception as exc:  # noqa: BLE001 - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[0]
+    assert len(results) == 40 and all(torch.allclose(H, expected) for H in results)
