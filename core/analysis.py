@@ -24,6 +24,12 @@ MODE_HESSIAN_MAX_DIM = 64
 _FORWARD_AD = threading.Lock()
 
 
+def _at_faces(z: Tensor, lower: Tensor, upper: Tensor, tol: float) -> Tensor:
+    """Mask of the coordinates of z: (..., dim) within ``tol`` (a fraction of each range) of a face."""
+    frac = (z - lower) / (upper - lower)
+    return (frac < tol) | (frac > 1 - tol)
+
+
 @dataclass
 class HessianDirections:
     """Eigen-decomposition of the Hessian of log q at ``z``, most negative eigenvalue first.
@@ -154,8 +160,7 @@ class EPIDistribution:
         with torch.no_grad():
             zz = to_z(u).detach()
             score = self.flow.log_prob(zz)
-            frac = (zz - lower) / (upper - lower)
-            peak = ~(free.bool() & ((frac < 2 * margin) | (frac > 1 - 2 * margin))).any(-1)
+            peak = ~(free.bool() & _at_faces(zz, lower, upper, 2 * margin)).any(-1)
         if peak.any() and self.flow.dim <= MODE_HESSIAN_MAX_DIM:
             # an ascent can also stall on a steep ridge that climbs towards a face: not a peak
             idx = free.bool().nonzero().flatten()
@@ -170,9 +175,7 @@ class EPIDistribution:
         the box. A mode found there sits on ``find_mode``'s margin: log q still rises towards the face
         (e.g. a broad marginal through the sigmoid support map), so it is a boundary point rather than
         an interior peak, and its Hessian mostly measures the support map's curvature there."""
-        z = self._as_z(z)[0]
-        frac = (z - self.lower) / (self.upper - self.lower)
-        near = (frac < tol) | (frac > 1 - tol)
+        near = _at_faces(self._as_z(z)[0], self.lower, self.upper, tol)
         return [self.parameter_names[i] for i in near.nonzero().flatten().tolist()]
 
     def hessian_directions(self, z: Tensor, ratio: float = 0.1) -> HessianDirections:
