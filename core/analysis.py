@@ -114,8 +114,8 @@ class EPIDistribution:
         inside it, from the ``num_starts`` most probable of ``num_samples`` samples and from
         ``num_starts`` plain samples (the bulk of q). Through the sigmoid support map a thin tail of q
         that reaches a face can make log q there higher than at the bulk's peak (a corner spike in a
-        converged STG run: +28 against +2); such ascents end on the margin, or stall on the steep ridge
-        that leads there. So an ascent that ends at a peak inside (``near_faces`` empty and, up to
+        converged STG run: +28 against +0.95); such ascents end on the margin, or stall on the steep
+        ridge that leads there. So an ascent that ends at a peak inside (``near_faces`` empty and, up to
         ``MODE_HESSIAN_MAX_DIM`` dimensions, a negative definite Hessian) wins over any other; only
         when none does is the highest end returned, and ``near_faces`` names its coordinates there."""
         self.flow.eval()

@@ -142,7 +142,7 @@ class _AnalyticDensity(torch.nn.Module):
 
 
 def test_mode_is_the_interior_peak_not_a_spike_at_a_face():
-    """A converged STG run had log q +28 in a 1 % tail at a corner against +2 at its bulk's peak: the
+    """A converged STG run had log q +28 in a 1 % tail at a corner against +0.95 at its bulk's peak: the
     mode (and its Hessian) must be the bulk's; a q that only rises towards a face gives that face."""
     model = _Box()
     prop = EmergentProperty.default_for(model)
