@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from .flow import RealNVP
 from .hypothesis import convergence_test, penalty_increase_test
 from .model import Model
 from .property import EmergentProperty
-from .runs import RunWriter, read_run_json, read_trace_rows
+from .runs import Run, RunWriter, read_run_json, read_trace_rows
 from .settings import FlowSettings, OptimizerSettings, resolve_device, settings_dict, settings_for
 
 T_CLIP = 1e10
@@ -481,7 +481,11 @@ class EPITrainer:
         return trainer
 
 
-def best_result(results: list[EPIResult]) -> EPIResult | None:
-    """The converged run of greatest entropy (the paper's selection over seeds), or None."""
+ResultLike = TypeVar("ResultLike", "EPIResult", Run)
+
+
+def best_result(results: Sequence[ResultLike]) -> ResultLike | None:
+    """The converged run of greatest entropy (the paper's selection over seeds), or None.
+    ``results``: EPIResults or saved runs (``core.runs.Run``), which also have ``converged`` and ``entropy``."""
     converged = [r for r in results if r.converged]
     return max(converged, key=lambda r: r.entropy) if converged else None

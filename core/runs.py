@@ -114,6 +114,17 @@ class Run:
     meta: dict[str, Any]
 
     @property
+    def converged(self) -> bool:
+        """Whether the run passed the convergence test."""
+        return bool(self.meta.get("converged"))
+
+    @property
+    def entropy(self) -> float:
+        """Entropy estimate of q from the last epoch's test batches (nats); NaN before an epoch ends."""
+        history = self.meta.get("history") or []
+        return float(history[-1]["entropy"]) if history else float("nan")
+
+    @property
     def trace(self) -> pd.DataFrame:
         import pandas as pd
 

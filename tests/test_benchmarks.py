@@ -92,3 +92,29 @@ def test_threads_flag_reaches_the_trainer_settings(monkeypatch):
     assert seen[-1] == {"num_threads": 1}
     rnn.run(Ns=(2,), seeds=(1,))
     assert seen[-1] == {}
+
+
+def test_sc_seed_selection_analyses_the_converged_run_of_greatest_entropy(tmp_path):
+    """``--analyze DIR DIR ...`` applies the paper's selection over seeds: among converged runs the one of
+    greatest entropy (a higher-entropy run that did not converge loses), and says how every seed ended."""
+    from core.runs import RunWriter
+
+    sc = importlib.import_module("benchmarks.claims.sc")
+    seeds = {1: (False, 9.0), 2: (True, 3.5), 3: (True, 4.25)}  # seed: (converged, last epoch's entropy)
+    for seed, (converged, entropy) in seeds.items():
+        RunWriter(tmp_path / f"seed-{seed}").write_meta(dict(
+            seed=seed, converged=converged, epochs=6, iterations=12000, wall_time_s=2000.0 + seed, state="finished",
+            device="cpu", history=[dict(entropy=entropy - 1.0), dict(entropy=entropy)]))
+    dirs = [str(tmp_path / f"seed-{s}") for s in seeds]
+    chosen, row = sc.seed_selection(dirs)
+    assert chosen.path == tmp_path / "seed-3" and chosen.entropy == 4.25
+    assert row["measured"].startswith("2 of 3 converged")
+    assert "seed 1: not converged after 6 epochs" in row["measured"] and row["measured"].endswith("chosen: seed 3")
+    assert row["wall_time_s"] == 6006.0
+    RunWriter(tmp_path / "seed-3").write_meta(dict(seed=3, converged=False, epochs=15, iterations=30000,
+                                                   wall_time_s=5000.0, state="finished", device="cpu", history=[]))
+    RunWriter(tmp_path / "seed-2").write_meta(dict(seed=2, converged=False, epochs=15, iterations=30000,
+                                                   wall_time_s=5000.0, state="stopped", device="cpu", history=[]))
+    rows = sc.run(analyze=dirs)  # nothing converged: one row, nothing to analyse
+    assert len(rows) == 1 and "0 of 3 converged" in rows[0]["measured"] and "none chosen" in rows[0]["measured"]
+    assert rows[0]["command"].endswith("--analyze " + " ".join(dirs))
