@@ -26,6 +26,11 @@ def panel_size(n: int) -> int:
     return 170 if n <= 3 else 120 if n <= 5 else 105
 
 
+def ticks_per_axis(size: int) -> int:
+    """Tick labels such as "-0.50" need ~40 px each, so small panels get fewer than Bokeh's default 5."""
+    return max(2, min(5, size // 45))
+
+
 class PairplotFigure:
     """Pairplot of the parameter indices ``dims``: scatter colored by log q below the diagonal,
     marginal histograms on it, the mode as a star and Hessian directions as segments.
@@ -67,6 +72,7 @@ class PairplotFigure:
                 fig.xaxis.axis_label = info.parameter_label(j) if show_x else None
                 fig.yaxis.axis_label = info.parameter_label(i) if show_y and c != r else None
                 fig.grid.visible = False
+                fig.xaxis.ticker.desired_num_ticks = fig.yaxis.ticker.desired_num_ticks = ticks_per_axis(size)
                 if c == r:
                     self._marginal(fig, i)
                 else:

@@ -11,7 +11,7 @@ import torch
 from core.model import load_model
 from epi_dash.explorer import DegeneracyExplorer, direction_options
 from epi_dash.live import LiveRun, run_info
-from epi_dash.pairplot import MAX_POINTS, PairplotFigure
+from epi_dash.pairplot import MAX_POINTS, PairplotFigure, panel_size
 from epi_dash.runner import RunnerEvent
 from epi_dash import views as V
 
@@ -118,6 +118,9 @@ def test_pairplot_has_lower_triangle_panels_with_samples_mode_and_arrows(d):
     assert figure.ranges[0].start >= -5.0 and figure.ranges[0].end <= 5.0
     bottom_left = next(f for f, r, c in figure.layout.children if (r, c) == (d - 1, 0))
     assert bottom_left.xaxis[0].axis_label == "p0 (Hz)" and bottom_left.yaxis[0].axis_label == f"p{d - 1} (Hz)"
+    for fig in (bottom_left, *(f for f, r, c in figure.layout.children if r == d - 1)):
+        # room for labels like "-0.50" (~40 px) between ticks, so they never overlap (at D = 8 they did)
+        assert 40 * fig.xaxis[0].ticker.desired_num_ticks <= panel_size(d)
     figure.source.selected.indices = [7]  # what a click in the browser sends
     assert taps[-1].shape == (d,) and taps[-1][0] == figure.source.data["z0"][7]
 
