@@ -8,8 +8,10 @@ Anti accuracy but not Pro accuracy (Fig 3E, a prediction, not conditioned on).
 The paper's settings (2,000 iterations per epoch, batch 100, 200 trials per condition) take about
 0.15-0.3 s per iteration on this 2-core CPU, i.e. 10+ minutes per epoch; ``--max-minutes`` stops
 training (with a checkpoint) and analyses the distribution reached, saying so in the table;
-``epi-dash resume DIR`` continues such a run, and ``--analyze DIR`` re-reads it (seed 1 converged at
-epoch 10, 20,000 iterations, as the paper's Fig 17).
+``epi-dash resume DIR`` continues such a run, and ``--analyze DIR`` re-reads it. Some seeds never leave
+chance accuracy (q collapses onto a flat region with no gradient), so the paper runs 5 seeds and keeps
+the converged one of greatest entropy: ``--analyze DIR1 DIR2 ...`` does that selection. Seeds 3 and 4
+converged at epoch 11 (22,000 iterations; the paper's Fig 17: tenth epoch, 20,000).
 """
 
 from __future__ import annotations
