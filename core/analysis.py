@@ -138,7 +138,8 @@ class EPIDistribution:
             z = free * z + (1 - free) * held
             inside = ((z >= lower) & (z <= upper)).all(-1)
             if not inside.any():
-                raise InputError("region", "no sample of q lies in the mode's region")
+                raise InputError("region", f"no sample of q lies in the mode's region (0 of {num_samples}): "
+                                           "q puts (almost) no mass there, so it has no mode there")
             z = z[inside]
             k = min(num_starts, len(z))
             start = torch.cat([z[self.flow.log_prob(z).topk(k).indices], z[:k]])

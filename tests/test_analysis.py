@@ -157,6 +157,16 @@ def test_mode_is_the_interior_peak_not_a_spike_at_a_face():
     assert mode.tolist() == pytest.approx([0.01, 0.01], abs=1e-3) and tilted.near_faces(mode) == ["a", "b"]
 
 
+def test_mode_in_a_region_without_mass_is_an_error_naming_the_region():
+    """SC runs whose q holds one regime (sW < 0) have no sample with sW > 0: the signed mode is reported
+    as absent, with the count of samples looked at, instead of an ascent into an empty tail."""
+    q = EPIDistribution(_AnalyticDensity(w=1e-9), _Box(), EmergentProperty.default_for(_Box()))
+    assert q.find_mode(num_starts=3, region={"a": (0.6, 1.0)})[0].item() > 0.6  # the bulk's tail is there
+    with pytest.raises(InputError) as err:
+        q.find_mode(num_samples=500, region={"a": (0.995, 1.0)})  # the samples stop at 0.99
+    assert err.value.field == "region" and "0 of 500" in str(err.value)
+
+
 def test_hessians_from_several_threads_at_once(dist):
     """torch.func's forward-mode levels are process-wide: without a lock, concurrent Hessians (a
     dashboard's epoch and final analyses, two users' runs) failed with "no level exists"."""
