@@ -19,7 +19,7 @@ from .flow import RealNVP
 from .hypothesis import convergence_test, penalty_increase_test
 from .model import Model
 from .property import EmergentProperty
-from .runs import Run, RunWriter, read_run_json, read_trace_rows
+from .runs import Run, RunWriter, final_entropy, read_run_json, read_trace_rows
 from .settings import FlowSettings, OptimizerSettings, resolve_device, settings_dict, settings_for
 
 T_CLIP = 1e10
@@ -382,7 +382,7 @@ class EPITrainer:
 
     def _result(self) -> EPIResult:
         elapsed = self._elapsed_now()
-        entropy = self.history[-1]["entropy"] if self.history else float("nan")
+        entropy = final_entropy(self.history)
         return EPIResult(
             converged=self.converged, epochs=self.epoch, iterations=self.iteration, wall_time_s=elapsed,
             entropy=entropy, distribution=self.distribution,

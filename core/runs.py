@@ -106,6 +106,11 @@ def read_trace_rows(path: str | Path) -> list[list[float]]:
         return [[int(row[0]), int(row[1]), *map(float, row[2:])] for row in reader]
 
 
+def final_entropy(history: list[dict[str, Any]]) -> float:
+    """Entropy of q at the last epoch's test (nats) from a run's per-epoch ``history``; NaN if empty."""
+    return float(history[-1]["entropy"]) if history else float("nan")
+
+
 @dataclass
 class Run:
     """A saved run: ``meta`` (run.json), ``path``; trace, samples and distribution load on demand."""
@@ -121,8 +126,7 @@ class Run:
     @property
     def entropy(self) -> float:
         """Entropy estimate of q from the last epoch's test batches (nats); NaN before an epoch ends."""
-        history = self.meta.get("history") or []
-        return float(history[-1]["entropy"]) if history else float("nan")
+        return final_entropy(self.meta.get("history") or [])
 
     @property
     def trace(self) -> pd.DataFrame:

@@ -170,14 +170,14 @@ def run(quick: bool = False, overrides: dict[str, Any] | None = None, run_dir: s
     command = command_line(quick, overrides, max_minutes, analyze, threads)
     overrides = with_threads(overrides, threads)
     rows = []
-    if analyze and len(analyze) > 1:
-        chosen, selection = seed_selection(analyze)
-        rows.append({**selection, "command": command})
-        if chosen is None:
-            return rows
-        analyze = [str(chosen.path)]
     if analyze:
-        loaded = load_run(analyze[0])
+        if len(analyze) > 1:
+            loaded, selection = seed_selection(analyze)
+            rows.append({**selection, "command": command})
+            if loaded is None:
+                return rows
+        else:
+            loaded = load_run(analyze[0])
         meta, q = loaded.meta, loaded.distribution
         converged, epochs, iterations, wall, device = (meta["converged"], meta["epochs"], meta["iterations"],
                                                        meta["wall_time_s"], meta["device"])
