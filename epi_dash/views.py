@@ -138,8 +138,14 @@ def constraint_view(progress: hv.streams.Buffer, info: RunInfo) -> hv.DynamicMap
 
 def penalty_view(progress: hv.streams.Buffer, info: RunInfo) -> tuple[hv.DynamicMap, hv.DynamicMap]:
     """Penalty coefficient c (log scale) and multipliers eta vs iteration."""
-    c = hv.DynamicMap(lambda data: hv.Curve(data, "iteration", hv.Dimension("c", label="penalty c (log scale)")),
-                      streams=[progress]).opts(color="black", line_width=2, logy=True, tools=TOOLS,
+    def render_c(data: pd.DataFrame) -> hv.Curve:
+        # explicit limits: a constant c (all of epoch 1) would get a linear +-padding, which reaches <= 0
+        # on the log axis (a warning per update and an axis spanning decades around a flat line)
+        c_values = data["c"].to_numpy() if len(data) else np.ones(1)
+        limits = (float(c_values.min()) / 2, float(c_values.max()) * 2)
+        return hv.Curve(data, "iteration", hv.Dimension("c", label="penalty c (log scale)")).opts(ylim=limits)
+
+    c = hv.DynamicMap(render_c, streams=[progress]).opts(color="black", line_width=2, logy=True, tools=TOOLS,
                                                responsive=True, height=260, title="Penalty coefficient c",
                                                show_grid=True, framewise=True)
     names = info.constraint_names

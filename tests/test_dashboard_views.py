@@ -82,6 +82,20 @@ def test_statistic_axis_spans_the_target_band_before_and_after_data():
     assert y.start < 0 and y.end >= 6.28 + 0.63
 
 
+def test_penalty_axis_is_a_positive_log_range_around_c_even_while_c_is_constant():
+    info = _info()
+    live = LiveRun(info)
+    empty = hv.render(V.penalty_view(live.progress, info)[0]).y_range
+    assert 0 < empty.start < empty.end
+    live.apply([RunnerEvent("iteration", r) for r in _records(30, 2)])  # c = 1 throughout epoch 1
+    y = hv.render(V.penalty_view(live.progress, info)[0]).y_range
+    assert (y.start, y.end) == pytest.approx((0.5, 2.0))  # one octave either side; was (0.01, 2.2)
+    later = [dict(r, epoch=2, c=16.0) for r in _records(10, 2, start=31)]
+    live.apply([RunnerEvent("iteration", r) for r in later])
+    y = hv.render(V.penalty_view(live.progress, info)[0]).y_range
+    assert y.start == pytest.approx(0.5) and y.end == pytest.approx(32.0)
+
+
 def test_live_run_sends_one_buffer_batch_and_keeps_the_newest_snapshot():
     info = _info(d=3)
     live = LiveRun(info)
