@@ -29,7 +29,7 @@ import param
 import torch
 from torch import Tensor
 
-from .errors import InputError
+from .errors import InputError, parameter_error
 
 
 @dataclass(frozen=True)
@@ -265,4 +265,4 @@ def load_model(spec: str, **hyperparameters) -> Model:
     try:
         return cls(**hyperparameters)
     except (ValueError, TypeError) as exc:
-        raise InputError("set", str(exc)) from exc
+        raise parameter_error("set", exc) from exc

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import param
 import torch
 
-from .errors import InputError
+from .errors import InputError, parameter_error
 
 if TYPE_CHECKING:
     from .model import Model
@@ -75,8 +75,8 @@ def settings_for(model: Model, **overrides: Any) -> tuple[FlowSettings, Optimize
     try:
         flow = FlowSettings(**{k: v for k, v in values.items() if k in flow_keys})
         opt = OptimizerSettings(**{k: v for k, v in values.items() if k in opt_keys})
-    except ValueError as exc:
-        raise InputError("settings", str(exc)) from exc
+    except (ValueError, TypeError) as exc:
+        raise parameter_error("settings", exc) from exc
     return flow, opt
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import shutil
 import signal
@@ -225,9 +226,26 @@ def cmd_models(args) -> int:
 def cmd_serve(args) -> int:
     from epi_dash.serve import serve
 
-    serve(address=args.address, port=args.port, allow_websocket_origin=args.allow_websocket_origin or None,
-          runs_dir=args.runs_dir, model_path=args.model_path or None, show=args.show)
+    try:
+        serve(address=args.address, port=args.port, allow_websocket_origin=args.allow_websocket_origin or None,
+              runs_dir=args.runs_dir, model_path=args.model_path or None, show=args.show)
+    except OSError as exc:  # raised while binding, before anything is served
+        if exc.errno == errno.EADDRINUSE:
+            raise InputError("port", f"{args.port} is in use on {args.address} (another server?); "
+                             "choose another with --port") from exc
+        raise InputError("address", f"cannot listen on {args.address}:{args.port}: {exc}") from exc
     return 0
+
+
+def port_number(text: str) -> int:
+    """argparse type of --port: an integer in 1..65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a TCP port is an integer in 1..65535; got {text!r}")
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -268,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="start the dashboard")
     p.add_argument("--address", default="127.0.0.1", help="interface to bind (0.0.0.0 for a lab server)")
-    p.add_argument("--port", type=int, default=5006)
+    p.add_argument("--port", type=port_number, default=5006)
     p.add_argument("--allow-websocket-origin", action="append", metavar="HOST[:PORT]",
                    help="public host name(s) browsers use to reach the server")
     p.add_argument("--runs-dir", default="runs", help="where runs are saved and listed")

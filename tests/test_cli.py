@@ -2,10 +2,13 @@
 
 import json
 import shutil
+import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from epi_dash.cli import main
 
@@ -59,7 +62,27 @@ def test_bad_input_names_the_field(tmp_path, capsys):
     assert "mean[freq]" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "missing")]) == 2
     assert "run_dir" in capsys.readouterr().err
+    # a value param rejects names the hyperparameter or setting, not just "set"/"settings"
+    assert main(["train", "rnn", "--set", "N=1", *TINY]) == 2
+    assert "set[N]: " in capsys.readouterr().err
+    assert main(["train", "lds", "--set", "lr=abc", *TINY]) == 2
+    assert "settings[lr]: " in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_serve_reports_a_bad_or_busy_port_without_a_traceback(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--port", "-3"])
+    assert exit_info.value.code == 2 and "1..65535" in capsys.readouterr().err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        # in a child process, so a bind that wrongly succeeded could not leave a server running here
+        done = subprocess.run([sys.executable, "-m", "epi_dash.cli", "serve", "--port", str(port)],
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert f"error: port: {port} is in use" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_stop_and_resume_from_cli(tmp_path):
