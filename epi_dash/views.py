@@ -115,7 +115,7 @@ def statistic_view(progress: hv.streams.Buffer, info: RunInfo, k: int) -> hv.Dyn
         return band * target * spread * curve
 
     return hv.DynamicMap(render, streams=[progress]).opts(hv.opts.Overlay(
-        title=f"{info.statistic_names[k]}: batch mean ± sd vs target", responsive=True, height=240,
+        title=f"{info.statistic_names[k]}: mean ± sd vs target", responsive=True, height=240,
         show_grid=True, framewise=True, xlabel="iteration", ylabel=info.statistic_label(k)))
 
 
@@ -131,7 +131,7 @@ def constraint_view(progress: hv.streams.Buffer, info: RunInfo) -> hv.DynamicMap
     names = info.constraint_names
     render = lambda data: hv.HLine(0).opts(color="black", line_width=1) * _curves(data, "R", "R", names)  # noqa: E731
     return hv.DynamicMap(render, streams=[progress]).opts(hv.opts.Overlay(
-        title="Constraint violations R = E_q[T] - mu", responsive=True, height=260, show_grid=True,
+        title="Violations R = E_q[T] - mu", responsive=True, height=260, show_grid=True,
         legend_position="top_right", legend_opts={"background_fill_alpha": 0.6}, framewise=True,
         xlabel="iteration", ylabel="R"))
 
@@ -150,7 +150,7 @@ def penalty_view(progress: hv.streams.Buffer, info: RunInfo) -> tuple[hv.Dynamic
                                                show_grid=True, framewise=True)
     names = info.constraint_names
     eta = hv.DynamicMap(lambda data: _curves(data, "eta", "eta", names), streams=[progress]).opts(
-        hv.opts.Overlay(title="Lagrange multipliers eta", responsive=True, height=260, show_grid=True,
+        hv.opts.Overlay(title="Multipliers eta", responsive=True, height=260, show_grid=True,
                         legend_position="top_left", legend_opts={"background_fill_alpha": 0.6},
                         framewise=True, xlabel="iteration", ylabel="eta"))
     return c, eta
