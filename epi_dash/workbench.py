@@ -21,6 +21,7 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 import param
+from bokeh.models.widgets.tables import NumberFormatter
 
 from core.errors import InputError
 from core.runs import load_run
@@ -404,15 +405,23 @@ class Workbench(pn.viewable.Viewer):
         stats = [pn.pane.HoloViews(statistic_view(live.progress, info, k), sizing_mode="stretch_width")
                  for k in range(len(info.statistic_names))]
         c_view, eta_view = penalty_view(live.progress, info)
+        # the help column beside each row (tutorial) leaves ~60 % of the width: fewer plots per row there
+        if self.explain:
+            stat_columns, constraint_columns = 1, 2
+            entropy_row = pn.Column(self.status, self.progress_bar, entropy, self.epoch_table,
+                                    sizing_mode="stretch_width")
+        else:
+            stat_columns, constraint_columns = 2, 3
+            entropy_row = pn.Row(entropy, pn.Column(self.status, self.progress_bar, self.epoch_table, width=380),
+                                 sizing_mode="stretch_width")
         self.training_area.objects = [
-            self._explained("entropy", pn.Row(entropy, pn.Column(self.status, self.progress_bar, self.epoch_table,
-                                                                 width=380), sizing_mode="stretch_width")),
-            self._explained("statistics", pn.GridBox(*stats, ncols=2 if len(stats) > 1 else 1,
+            self._explained("entropy", entropy_row),
+            self._explained("statistics", pn.GridBox(*stats, ncols=min(stat_columns, len(stats)),
                                                      sizing_mode="stretch_width")),
             self._explained("constraints", pn.GridBox(
                 *(pn.pane.HoloViews(v, sizing_mode="stretch_width")
                   for v in (constraint_view(live.progress, info), c_view, eta_view)),
-                ncols=3, sizing_mode="stretch_width")),
+                ncols=constraint_columns, sizing_mode="stretch_width")),
         ]
         names = info.parameter_names
         self.dims_select.param.update(options={n: i for i, n in enumerate(names)},
@@ -549,7 +558,11 @@ class Workbench(pn.viewable.Viewer):
     def _build_main(self) -> None:
         self.epoch_table = pn.widgets.Tabulator(self._epoch_frame(), disabled=True,
                                                 show_index=False, height=170, sizing_mode="stretch_width",
-                                                formatters={"converged": {"type": "tickCross"}}, visible=False)
+                                                formatters={"converged": {"type": "tickCross"},
+                                                            "min p": NumberFormatter(format="0.000"),
+                                                            "c": NumberFormatter(format="0,0.[00]"),
+                                                            "entropy": NumberFormatter(format="0.000")},
+                                                visible=False)
         self.training_area = pn.Column(sizing_mode="stretch_width")
         self.dims_select = pn.widgets.MultiChoice(label=f"Parameters in the pairplot (up to {MAX_PAIRPLOT_DIMS})",
                                                   options={}, value=[], max_items=MAX_PAIRPLOT_DIMS, width=420)

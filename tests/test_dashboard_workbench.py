@@ -164,7 +164,7 @@ def test_tutorial_and_model_switching(tmp_path, user_model_spec):
     wb = tut.workbench
     assert wb.explain and any(s.endswith(":DampedOscillator") for s in wb.catalog.specs.values())
     tut.quick_settings()
-    assert wb.setup.opt.iters_per_epoch == 300
+    assert wb.setup.opt.batch_size == 200
     spec = next(s for s in wb.catalog.specs.values() if s.endswith(":DampedOscillator"))
     wb.model_select.value = spec
     assert wb.setup.model.statistic_names == ["frequency", "decay"]
@@ -172,6 +172,21 @@ def test_tutorial_and_model_switching(tmp_path, user_model_spec):
     tut.lesson.value = tut.lesson.options[1]
     assert "stomatogastric" in tut.text.object
     tut.template()
+
+
+def test_tutorial_quick_settings_let_the_first_lesson_converge(tmp_path):
+    """The lesson says: Quick settings, Start, then read the converged q. With 6 epochs of 300 its the
+    LDS never passed the variance test (c must grow over several epochs first); with 15 such epochs q
+    collapsed (entropy -7 nats) just before it converged."""
+    from core import EPITrainer
+
+    tut = Tutorial(runs_dir=tmp_path)
+    tut.quick_settings()
+    model, prop, flow, opt = tut.workbench.setup.build()
+    assert model.model_name == "lds" and opt.batch_size == 200
+    result = EPITrainer(model, prop, flow, opt).train()
+    assert result.converged, [(h["epoch"], h["p_values"]) for h in result.history]
+    assert result.entropy > 0  # seed 1: 3.8 nats; a q collapsed onto a point has far below 0
 
 
 def test_websocket_origins_cover_loopback_and_extra_hosts():
