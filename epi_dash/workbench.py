@@ -21,7 +21,6 @@ import holoviews as hv
 import numpy as np
 import panel as pn
 import param
-from bokeh.models.widgets.tables import NumberFormatter
 
 from core.errors import InputError
 from core.runs import load_run
@@ -379,10 +378,10 @@ class Workbench(pn.viewable.Viewer):
     def _epoch_frame(self):
         import pandas as pd
 
-        rows = [{"epoch": r["epoch"], "iteration": r["iteration"], "converged": r["converged"],
+        rows = [{"epoch": r["epoch"], "iter": r["iteration"], "test": r["converged"],
                  "min p": min(r["p_values"]) if r["p_values"] else float("nan"), "c": r["c"],
                  "entropy": r["entropy"]} for r in (self.live.state.epochs if self.live else [])]
-        return pd.DataFrame(rows, columns=["epoch", "iteration", "converged", "min p", "c", "entropy"])
+        return pd.DataFrame(rows, columns=["epoch", "iter", "test", "min p", "c", "entropy"])
 
     # ================================================================================== views
     def _new_live(self, model=None, means=None, stds=None) -> None:
@@ -556,12 +555,13 @@ class Workbench(pn.viewable.Viewer):
                 "curvature at the face. Click a sample in the pairplot to probe typical parameters.")
 
     def _build_main(self) -> None:
-        self.epoch_table = pn.widgets.Tabulator(self._epoch_frame(), disabled=True,
+        # all six columns in the 380 px status column: fitted widths, no sort arrows (rows are in epoch order)
+        self.epoch_table = pn.widgets.Tabulator(self._epoch_frame(), disabled=True, layout="fit_columns",
+                                                configuration={"columnDefaults": {"headerSort": False}},
                                                 show_index=False, height=170, sizing_mode="stretch_width",
-                                                formatters={"converged": {"type": "tickCross"},
-                                                            "min p": NumberFormatter(format="0.000"),
-                                                            "c": NumberFormatter(format="0,0.[00]"),
-                                                            "entropy": NumberFormatter(format="0.000")},
+                                                formatters={"test": {"type": "tickCross"},
+                                                            "min p": {"type": "money", "precision": 3},
+                                                            "entropy": {"type": "money", "precision": 3}},
                                                 visible=False)
         self.training_area = pn.Column(sizing_mode="stretch_width")
         self.dims_select = pn.widgets.MultiChoice(label=f"Parameters in the pairplot (up to {MAX_PAIRPLOT_DIMS})",

@@ -82,6 +82,9 @@ def test_start_streams_into_views_saves_and_reopens(tmp_path):
     assert state.status in ("finished", "converged") and state.iteration == 30
     assert len(wb.live.progress.data) == 30 and len(state.epochs) == 2
     assert "iteration 30/30" in wb.status.object and "Convergence test: epoch 2" in wb.status.object
+    epochs = wb.epoch_table.value
+    assert wb.epoch_table.visible and epochs["epoch"].tolist() == [1, 2] and epochs["iter"].tolist() == [15, 30]
+    assert epochs["entropy"].tolist() == pytest.approx([e["entropy"] for e in state.epochs])
     assert wb.live.analysis is not None and len(wb.direction_select.options) == 4
     assert "log q(z)" in wb.probe_table.object
     faces = wb.live.analysis["mode_near_faces"]
