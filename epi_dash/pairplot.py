@@ -20,10 +20,19 @@ from bokeh.plotting import figure
 from .views import KIND_COLORS, RunInfo, axis_limits, direction_segments
 
 MAX_POINTS = 2000
+#: each axis shows this fraction of its span beyond the data limits on both sides, so a tick at a
+#: parameter bound (e.g. -1 and 1) does not sit on the panel edge, where its label ran into the label
+#: of the neighbouring panel
+DISPLAY_MARGIN = 0.06
 
 
 def panel_size(n: int) -> int:
     return 170 if n <= 3 else 120 if n <= 5 else 105
+
+
+def _with_margin(lo: float, hi: float) -> tuple[float, float]:
+    pad = DISPLAY_MARGIN * (hi - lo)
+    return lo - pad, hi + pad
 
 
 def ticks_per_axis(size: int) -> int:
@@ -48,7 +57,7 @@ class PairplotFigure:
         self.source = ColumnDataSource({**cols, "log_q": [], "index": []})
         self.mode_source = ColumnDataSource(dict(cols))
         self.mapper = LinearColorMapper(palette=Viridis256, low=0.0, high=1.0)
-        self.ranges = {i: Range1d(float(info.lower[i]), float(info.upper[i])) for i in self.dims}
+        self.ranges = {i: Range1d(*_with_margin(float(info.lower[i]), float(info.upper[i]))) for i in self.dims}
         self.arrow_sources: dict[tuple[int, int], ColumnDataSource] = {}
         self.hist_sources: dict[int, ColumnDataSource] = {}
         self.hist_ranges: dict[int, Range1d] = {}
@@ -119,7 +128,8 @@ class PairplotFigure:
             self.mapper.update(low=float(lo), high=float(max(hi, lo + 1e-6)))
         for i in self.dims:
             lo, hi = axis_limits(self.info, view, i)
-            self.ranges[i].update(start=lo, end=hi)
+            start, end = _with_margin(lo, hi)
+            self.ranges[i].update(start=start, end=end)
             edges = np.linspace(lo, hi, 31)
             top = np.histogram(z[:, i], bins=edges, density=True)[0] if len(z) else np.zeros(30)
             self.hist_sources[i].data = dict(left=edges[:-1], right=edges[1:], top=top)

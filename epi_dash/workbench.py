@@ -439,10 +439,13 @@ class Workbench(pn.viewable.Viewer):
             self._explained("pairplot", self.pairplot_column),
             self._explained("explorer", explorer)]
         self._arrange_samples()
-        histograms = [pn.pane.HoloViews(v, sizing_mode="stretch_width") for v in predictive_view(live.predictive, info)]
+        # linked_axes=False: Panel links the axes of every pane in a page that carry the same label, so
+        # a statistic's predictive histogram (x) and its training curve (y) moved each other's range
+        histograms = [pn.pane.HoloViews(v, sizing_mode="stretch_width", linked_axes=False)
+                      for v in predictive_view(live.predictive, info)]
         predictive = [pn.GridBox(*histograms, ncols=min(3, len(histograms)), sizing_mode="stretch_width")]
         if len(info.statistic_names) >= 2:
-            predictive.append(pn.pane.HoloViews(statistic_scatter_view(live.predictive, info)))
+            predictive.append(pn.pane.HoloViews(statistic_scatter_view(live.predictive, info), linked_axes=False))
         self.predictive_area.objects = [self._explained("predictive", pn.Column(*predictive,
                                                                                 sizing_mode="stretch_width"))]
 

@@ -11,7 +11,7 @@ import torch
 from core.model import load_model
 from epi_dash.explorer import DegeneracyExplorer, direction_options
 from epi_dash.live import LiveRun, run_info
-from epi_dash.pairplot import MAX_POINTS, PairplotFigure, panel_size
+from epi_dash.pairplot import DISPLAY_MARGIN, MAX_POINTS, PairplotFigure, panel_size
 from epi_dash.runner import RunnerEvent
 from epi_dash import views as V
 
@@ -123,13 +123,20 @@ def test_pairplot_has_lower_triangle_panels_with_samples_mode_and_arrows(d):
     analysis = _analysis(d)
     taps = []
     figure = PairplotFigure(info, list(range(d)), on_tap=taps.append)
-    figure.update({"z": rng.uniform(-1, 1, (3000, d)), "log_q": rng.normal(size=3000), "analysis": analysis})
+    z = rng.uniform(-1, 1, (3000, d))
+    z[:, 0] *= 5  # p0 fills its box [-5, 5]: its axis reaches the bounds
+    figure.update({"z": z, "log_q": rng.normal(size=3000), "analysis": analysis})
     assert len(figure.layout.children) == d * (d + 1) // 2  # lower triangle with the diagonal
     assert len(figure.source.data["z0"]) == MAX_POINTS  # capped for the browser
     assert figure.mode_source.data[f"z{d - 1}"] == [pytest.approx(analysis["mode"][d - 1])]
     assert len(figure.arrow_sources[(1, 0)].data["x0"]) >= 2
     assert sum(figure.hist_sources[0].data["top"]) > 0
-    assert figure.ranges[0].start >= -5.0 and figure.ranges[0].end <= 5.0
+    shown, z0 = figure.ranges[0], figure.source.data["z0"]
+    # the samples' spread inside the bounds, plus a margin that keeps a tick at a bound off the panel
+    # border, where its label ran into the next panel's
+    margin = DISPLAY_MARGIN * (shown.end - shown.start) / (1 + 2 * DISPLAY_MARGIN)
+    assert shown.start <= z0.min() - 0.9 * margin and shown.end >= z0.max() + 0.9 * margin
+    assert shown.start >= -5.0 - margin and shown.end <= 5.0 + margin
     bottom_left = next(f for f, r, c in figure.layout.children if (r, c) == (d - 1, 0))
     assert bottom_left.xaxis[0].axis_label == "p0 (Hz)" and bottom_left.yaxis[0].axis_label == f"p{d - 1} (Hz)"
     for fig in (bottom_left, *(f for f, r, c in figure.layout.children if r == d - 1)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import panel as pn
 import pytest
 import torch
 
@@ -153,6 +154,26 @@ def test_stop_then_resume_continues_the_same_run(tmp_path):
     _pump(wb)
     assert wb.live.state.iteration >= stopped_at
     assert wb.live.progress.data["iteration"].is_monotonic_increasing
+
+
+def test_predictive_histograms_keep_their_own_axes_in_the_page(tmp_path):
+    """Panel links the axes of all panes in a page that share a label: the histogram of real_lambda1's
+    predictive draws (x) and its training curve (y) must not share one range (they did: a broad first
+    epoch widened the histogram's axis for good, and the histogram reset the curve's target band)."""
+    from bokeh.document import Document
+    from bokeh.models import Plot
+
+    wb = _workbench(tmp_path)
+    wb.start()
+    _pump(wb)
+    assert wb.live.predictive.data.get("predictive") is not None
+    root = pn.Column(wb.training_area, wb.predictive_area).get_root(Document())
+    figures = {fig.title.text: fig for fig in root.select({"type": Plot}) if fig.title is not None}
+    curve, histogram = figures["real_lambda1: mean ± sd vs target"], figures["real_lambda1"]
+    assert curve.yaxis[0].axis_label == histogram.xaxis[0].axis_label  # the label Panel links by
+    assert histogram.x_range is not curve.y_range
+    # the training curves still share their iteration axis
+    assert curve.x_range is figures["Entropy of q(z)"].x_range
 
 
 def test_sessions_are_independent(tmp_path):
