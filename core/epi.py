@@ -19,7 +19,7 @@ from .flow import RealNVP
 from .hypothesis import convergence_test, penalty_increase_test
 from .model import Model
 from .property import EmergentProperty
-from .runs import Run, RunWriter, final_entropy, read_run_json, read_trace_rows
+from .runs import Run, RunWriter, final_entropy, process_identity, read_run_json, read_trace_rows
 from .settings import FlowSettings, OptimizerSettings, resolve_device, settings_dict, settings_for
 
 T_CLIP = 1e10
@@ -407,6 +407,7 @@ class EPITrainer:
             "seed": self.opt.seed,
             "device": str(self.device),
             "state": self.state,
+            "process": process_identity(),
             "error": self.error,
             "converged": self.converged,
             "epochs": self.epoch,

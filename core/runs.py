@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import platform
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,6 +107,34 @@ def read_trace_rows(path: str | Path) -> list[list[float]]:
         return [[int(row[0]), int(row[1]), *map(float, row[2:])] for row in reader]
 
 
+def process_identity() -> dict[str, Any]:
+    """Host name and process id of this process: run.json's ``process`` while the run trains."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # a process of another user (or an odd id): don't claim it is gone
+    return True
+
+
+def run_state(meta: dict[str, Any]) -> str:
+    """The run's ``state``, except "interrupted" for a run whose run.json still says "running" although the
+    process that trained it (``process``, same host) is gone: a killed server or job. Its last checkpoint
+    (the latest epoch end or stop) is kept, and ``epi-dash resume`` / the workbench's Resume continue it.
+    On another host (a shared disk) "running" cannot be checked and is reported as it is."""
+    state = str(meta.get("state", ""))
+    process = meta.get("process") or {}
+    if state == "running" and process.get("host") == socket.gethostname() and isinstance(process.get("pid"), int):
+        if not _process_alive(process["pid"]):
+            return "interrupted"
+    return state
+
+
 def final_entropy(history: list[dict[str, Any]]) -> float:
     """Entropy of q at the last epoch's test (nats) from a run's per-epoch ``history``; NaN if empty."""
     return float(history[-1]["entropy"]) if history else float("nan")
@@ -122,6 +151,11 @@ class Run:
     def converged(self) -> bool:
         """Whether the run passed the convergence test."""
         return bool(self.meta.get("converged"))
+
+    @property
+    def state(self) -> str:
+        """``run_state``: run.json's state, or "interrupted" when its training process is gone."""
+        return run_state(self.meta)
 
     @property
     def entropy(self) -> float:

@@ -173,7 +173,8 @@ def cmd_resume(args) -> int:
 
 
 def cmd_info(args) -> int:
-    meta = load_run(args.run_dir).meta
+    run = load_run(args.run_dir)
+    meta = run.meta
     if args.json:
         print(json.dumps(meta, indent=2))
         return 0
@@ -182,7 +183,8 @@ def cmd_info(args) -> int:
     for s, mu, sd in zip(prop["statistics"], prop["mean"], prop["std"]):
         print(f"property    {s}: mean {mu:g}, sd {sd:g}")
     print(f"parameters  {', '.join(meta['parameter_names'][:12])}{' ...' if len(meta['parameter_names']) > 12 else ''}")
-    print(f"state       {meta['state']}; converged {meta['converged']}; epochs {meta['epochs']}; "
+    resumable = " (its process is gone: `epi-dash resume` continues from the last checkpoint)"
+    print(f"state       {run.state}{resumable if run.state == 'interrupted' else ''}; converged {meta['converged']}; epochs {meta['epochs']}; "
           f"iterations {meta['iterations']}; wall time {meta['wall_time_s']:.1f} s; device {meta['device']}")
     for h in meta["history"]:
         ps = " ".join(f"{p:.2f}" for p in h["p_values"])

@@ -20,6 +20,7 @@ from .pairplot import PairplotFigure
 from .views import sensitive_dimensions
 
 COLUMNS = ["run", "model", "property", "state", "converged", "entropy", "iterations", "date"]
+RUN_COLUMN_WIDTHS = {"model": 80, "state": 95, "converged": 75, "entropy": 90, "iterations": 75, "date": 135}
 
 
 def _property_text(prop: dict) -> str:
@@ -36,7 +37,7 @@ def runs_table(runs_dir: str | Path) -> pd.DataFrame:
             "run": run.path.name,
             "model": meta.get("model", "?"),
             "property": _property_text(meta["property"]) if "property" in meta else "",
-            "state": meta.get("state", ""),
+            "state": run.state,
             "converged": bool(meta.get("converged", False)),
             "entropy": float(history[-1]["entropy"]) if history else float("nan"),
             "iterations": int(meta.get("iterations", 0)),
@@ -111,6 +112,10 @@ class RunLibrary(pn.viewable.Viewer):
             runs_table(self.runs_dir), hidden_columns=["path"], selectable="checkbox", show_index=False,
             disabled=True, sizing_mode="stretch_width", height=300, pagination="local", page_size=20,
             formatters={"converged": {"type": "tickCross"}, "entropy": {"type": "money", "precision": 3}},
+            # every column in the width (at 1366 px it scrolled sideways to reach state and entropy): the
+            # short ones fixed, run and property share the rest; a cut text shows whole on hover
+            layout="fit_columns", widths=RUN_COLUMN_WIDTHS, titles={"converged": "conv.", "iterations": "iters"},
+            configuration={"columnDefaults": {"tooltip": True}},
         )
         self.refresh_button = pn.widgets.Button(label="Refresh", icon="refresh", width=110)
         self.open_button = pn.widgets.Button(label="Open run", color="primary", width=120)

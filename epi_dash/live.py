@@ -153,7 +153,7 @@ class LiveRun:
         self.progress.send(frame[frame["iteration"] % self.stride == 0].tail(BUFFER_LENGTH))
         history = meta.get("history", [])
         self.state = Progress(
-            status=meta.get("state", "finished"), iteration=int(meta.get("iterations", 0)),
+            status=run.state or "finished", iteration=int(meta.get("iterations", 0)),
             epoch=int(meta.get("epochs", 0)), wall_time=float(meta.get("wall_time_s", 0.0)),
             iterations_total=int(meta["optimizer"]["num_epochs"] * meta["optimizer"]["iters_per_epoch"]),
             num_epochs=int(meta["optimizer"]["num_epochs"]), epochs=list(history),

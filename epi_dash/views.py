@@ -8,6 +8,7 @@ is safe: ``iteration, epoch, entropy, c, mean_k, sd_k`` (k < m) and ``R_k, eta_k
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -126,14 +127,23 @@ def _curves(data: pd.DataFrame, prefix: str, label: str, names: list[str]) -> hv
         for k, name in enumerate(names)])
 
 
+def constraint_legend_html(names: list[str]) -> str:
+    """One legend (HTML) for the R and eta plots, whose curves share ``PALETTE`` colors by constraint: a
+    Bokeh legend inside each ~200 px wide plot covered most of its curves, and one below it was cut off."""
+    items = "".join(
+        f'<span style="white-space:nowrap;margin-right:14px"><span style="display:inline-block;width:18px;'
+        f'height:3px;vertical-align:middle;background:{PALETTE[k % len(PALETTE)]}"></span> {html.escape(name)}</span> '
+        for k, name in enumerate(names))
+    return f'<div style="font-size:12px">Constraints (R and eta): {items}</div>'
+
+
 def constraint_view(progress: hv.streams.Buffer, info: RunInfo) -> hv.DynamicMap:
     """Constraint violations R_k = E[T_k] - mu_k vs iteration (zero = satisfied)."""
     names = info.constraint_names
     render = lambda data: hv.HLine(0).opts(color="black", line_width=1) * _curves(data, "R", "R", names)  # noqa: E731
     return hv.DynamicMap(render, streams=[progress]).opts(hv.opts.Overlay(
-        title="Violations R = E_q[T] - mu", responsive=True, height=260, show_grid=True,
-        legend_position="top_right", legend_opts={"background_fill_alpha": 0.6}, framewise=True,
-        xlabel="iteration", ylabel="R"))
+        title="Violations R = E_q[T] - mu", responsive=True, height=260, show_grid=True, show_legend=False,
+        framewise=True, xlabel="iteration", ylabel="R"))
 
 
 def penalty_view(progress: hv.streams.Buffer, info: RunInfo) -> tuple[hv.DynamicMap, hv.DynamicMap]:
@@ -150,8 +160,7 @@ def penalty_view(progress: hv.streams.Buffer, info: RunInfo) -> tuple[hv.Dynamic
                                                show_grid=True, framewise=True)
     names = info.constraint_names
     eta = hv.DynamicMap(lambda data: _curves(data, "eta", "eta", names), streams=[progress]).opts(
-        hv.opts.Overlay(title="Multipliers eta", responsive=True, height=260, show_grid=True,
-                        legend_position="top_left", legend_opts={"background_fill_alpha": 0.6},
+        hv.opts.Overlay(title="Multipliers eta", responsive=True, height=260, show_grid=True, show_legend=False,
                         framewise=True, xlabel="iteration", ylabel="eta"))
     return c, eta
 

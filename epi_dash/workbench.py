@@ -33,8 +33,8 @@ from .live import LiveRun, run_info
 from .runner import TrainingRunner
 from .state import SetupState, copy_model, device_choices
 from .pairplot import PairplotFigure
-from .views import (constraint_view, entropy_view, penalty_view, predictive_view, sensitive_dimensions,
-                    statistic_scatter_view, statistic_view, traces_view)
+from .views import (constraint_legend_html, constraint_view, entropy_view, penalty_view, predictive_view,
+                    sensitive_dimensions, statistic_scatter_view, statistic_view, traces_view)
 
 log = logging.getLogger(__name__)
 
@@ -365,6 +365,9 @@ class Workbench(pn.viewable.Viewer):
             lines.append(f"Entropy H(q) = {st.entropy:.3f} nats")
         if st.message:
             lines.append(f"⚠ {st.message}")
+        if st.status == "interrupted":
+            lines.append("⚠ Its training process ended without a stop (a killed server?): **Resume** continues "
+                         "from the last checkpoint")
         if st.run_dir:
             lines.append(f"Run: `{Path(st.run_dir).name}`")
         self.status.object = "  \n".join(lines)
@@ -417,10 +420,12 @@ class Workbench(pn.viewable.Viewer):
             self._explained("entropy", entropy_row),
             self._explained("statistics", pn.GridBox(*stats, ncols=min(stat_columns, len(stats)),
                                                      sizing_mode="stretch_width")),
-            self._explained("constraints", pn.GridBox(
-                *(pn.pane.HoloViews(v, sizing_mode="stretch_width")
-                  for v in (constraint_view(live.progress, info), c_view, eta_view)),
-                ncols=constraint_columns, sizing_mode="stretch_width")),
+            self._explained("constraints", pn.Column(
+                pn.GridBox(*(pn.pane.HoloViews(v, sizing_mode="stretch_width")
+                             for v in (constraint_view(live.progress, info), c_view, eta_view)),
+                           ncols=constraint_columns, sizing_mode="stretch_width"),
+                pn.pane.HTML(constraint_legend_html(info.constraint_names), sizing_mode="stretch_width"),
+                sizing_mode="stretch_width")),
         ]
         names = info.parameter_names
         self.dims_select.param.update(options={n: i for i, n in enumerate(names)},
@@ -449,12 +454,17 @@ class Workbench(pn.viewable.Viewer):
         self.predictive_area.objects = [self._explained("predictive", pn.Column(*predictive,
                                                                                 sizing_mode="stretch_width"))]
 
-    def _explained(self, key: str, view: pn.viewable.Viewable) -> pn.viewable.Viewable:
+    def _explained(self, key: str, view: pn.viewable.Viewable, above: bool = False) -> pn.viewable.Viewable:
+        """``view`` with its help note (tutorial only) beside it, or ``above`` it for a view that needs the
+        whole width (the runs table)."""
         if not self.explain:
             return view
-        note = pn.pane.Markdown(HELP[key], width=260,
+        note = pn.pane.Markdown(HELP[key], width=None if above else 260,
+                                sizing_mode="stretch_width" if above else None,
                                 styles={"background": "#f3f7fb", "border-left": "4px solid #1f77b4",
                                         "padding": "4px 10px", "font-size": "13px"})
+        if above:
+            return pn.Column(note, view, sizing_mode="stretch_width")
         return pn.Row(view, note, sizing_mode="stretch_width")
 
     def _render_pairplot(self, _event=None) -> None:
@@ -587,7 +597,7 @@ class Workbench(pn.viewable.Viewer):
         self.compare_area = self._compare_methods()
         self.tabs = pn.Tabs(("Training", self.training_area), ("Samples & modes", self.samples_area),
                             ("Predictive", self.predictive_area),
-                            ("Runs", self._explained("runs", self.library)),
+                            ("Runs", self._explained("runs", self.library, above=True)),
                             ("Compare methods", self.compare_area), dynamic=True, sizing_mode="stretch_width")
 
     def _reset_probe(self, _event=None) -> None:

@@ -28,6 +28,12 @@ def test_train_info_sample(tmp_path, capsys):
 
     assert main(["info", str(out)]) == 0
     assert "epoch   2" in capsys.readouterr().out
+    gone = subprocess.Popen(["true"])  # as if the training process had been killed mid-run
+    gone.wait()
+    meta.update(state="running", process={**meta["process"], "pid": gone.pid})
+    (out / "run.json").write_text(json.dumps(meta))
+    assert main(["info", str(out)]) == 0
+    assert "state       interrupted (its process is gone: `epi-dash resume`" in capsys.readouterr().out
 
     assert main(["sample", str(out), "-n", "300", "-o", str(tmp_path / "s.csv")]) == 0
     rows = (tmp_path / "s.csv").read_text().splitlines()

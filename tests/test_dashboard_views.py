@@ -70,6 +70,13 @@ def test_training_views_render_with_streamed_data():
     assert len(c[()]) == 30 and len(eta[()].Curve) == 4
     for view in (entropy, V.statistic_view(live.progress, info, 0)):
         hv.render(view)  # the bokeh plot builds without error
+    # R and eta share one HTML legend below them (a legend inside a ~200 px plot hid its curves)
+    for view in (V.constraint_view(live.progress, info), eta):
+        assert not any(legend.items for legend in hv.render(view).legend)
+    legend = V.constraint_legend_html(info.constraint_names + ["<b>"])
+    assert all(f"background:{V.PALETTE[k]}\"></span> {name}" in legend
+               for k, name in enumerate(info.constraint_names))
+    assert "&lt;b&gt;" in legend  # names are escaped
 
 
 def test_statistic_axis_spans_the_target_band_before_and_after_data():

@@ -176,6 +176,38 @@ def test_predictive_histograms_keep_their_own_axes_in_the_page(tmp_path):
     assert curve.x_range is figures["Entropy of q(z)"].x_range
 
 
+def test_a_run_whose_process_died_shows_interrupted_and_resumes(tmp_path):
+    """A server killed mid-run leaves run.json at "running": the library says "interrupted" and Resume,
+    which "running" kept disabled, continues it from the last checkpoint."""
+    import json
+    import subprocess
+
+    wb = _workbench(tmp_path)
+    wb.setup.opt.num_epochs = 1
+    wb.start()
+    _pump(wb)
+    run_dir = wb.live.state.run_dir
+    meta_file = tmp_path / "runs" / run_dir.rsplit("/", 1)[-1] / "run.json"
+    meta = json.loads(meta_file.read_text())
+    gone = subprocess.Popen(["true"])  # a process id that no longer exists
+    gone.wait()
+    meta.update(state="running", process={**meta["process"], "pid": gone.pid})
+    meta["optimizer"]["num_epochs"] = 2  # the killed run had one epoch to go
+    meta_file.write_text(json.dumps(meta))
+
+    fresh = _workbench(tmp_path)
+    fresh.library.refresh()
+    assert fresh.library.table.value["state"].tolist() == ["interrupted"]
+    fresh.open_run(str(meta_file.parent))
+    _pump(fresh)
+    assert fresh.live.state.status == "interrupted" and not fresh.resume_button.disabled
+    assert "**Interrupted**" in fresh.status.object and "**Resume** continues" in fresh.status.object
+    fresh.resume()
+    _pump(fresh)
+    assert fresh.live.state.status == "finished" and fresh.live.state.iteration == 2 * TINY["iters_per_epoch"]
+    assert json.loads(meta_file.read_text())["state"] == "finished"
+
+
 def test_sessions_are_independent(tmp_path):
     a, b = _workbench(tmp_path), _workbench(tmp_path)
     _property_inputs(a)["sd-real_lambda1"].value = -1

@@ -144,6 +144,30 @@ def test_resume_from_checkpoint_equals_uninterrupted(tmp_path):
     assert [r.split(",")[:5] for r in trace_full] == [r.split(",")[:5] for r in trace_part]
 
 
+def test_run_state_tells_an_interrupted_run_from_a_running_one(tmp_path):
+    import os
+    import socket
+    import subprocess
+
+    from core.runs import load_run, run_state
+
+    model = load_model("lds")
+    flow, opt = tiny_settings(model, num_epochs=1)
+    EPITrainer(model, None, flow, opt, run_dir=tmp_path).train()
+    run = load_run(tmp_path)
+    assert run.meta["process"] == {"host": socket.gethostname(), "pid": os.getpid()}
+    assert run.state == "finished"
+    gone = subprocess.Popen(["true"])  # a process id that no longer exists
+    gone.wait()
+    here = socket.gethostname()
+    assert run_state({"state": "running", "process": {"host": here, "pid": os.getpid()}}) == "running"
+    assert run_state({"state": "running", "process": {"host": here, "pid": gone.pid}}) == "interrupted"
+    # on another host (a shared disk) it cannot be checked; runs from before this field stay as written
+    assert run_state({"state": "running", "process": {"host": here + "-other", "pid": gone.pid}}) == "running"
+    assert run_state({"state": "running"}) == "running"
+    assert run_state({"state": "stopped", "process": {"host": here, "pid": gone.pid}}) == "stopped"
+
+
 def test_stop_requested_before_train_is_honoured_once(tmp_path):
     """A UI may ask to stop while the trainer is still being built: train() must not drop it."""
     model = load_model("lds")
