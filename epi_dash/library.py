@@ -16,10 +16,12 @@ from core.model import load_model
 from core.runs import Run, list_runs, load_run
 
 from .live import run_info
-from .pairplot import PairplotFigure
+from .pairplot import PairplotFigure, share_ranges
 from .views import sensitive_dimensions
 
 COLUMNS = ["run", "model", "property", "state", "converged", "entropy", "iterations", "date"]
+#: pixels per pairplot panel when two runs are compared: both 4 x 4 grids fit beside each other at 1366 px
+COMPARE_PANEL_SIZE = 90
 RUN_COLUMN_WIDTHS = {"model": 80, "state": 95, "converged": 75, "entropy": 90, "iterations": 75, "date": 135}
 
 
@@ -73,8 +75,8 @@ def pairplot_grid(figure: PairplotFigure) -> pn.GridBox:
     return pn.GridBox(*cells, ncols=len(figure.dims), margin=(5, 10))
 
 
-def saved_pairplot(run: Run, max_dims: int = 6, num_points: int = 2000) -> PairplotFigure:
-    """Static pairplot of a saved run's samples (no mode: that needs the flow)."""
+def saved_pairplot(run: Run, max_dims: int = 6, num_points: int = 2000, size: int | None = None) -> PairplotFigure:
+    """Static pairplot of a saved run's samples (no mode: that needs the flow); ``size``: pixels per panel."""
     meta = run.meta
     model = load_model(meta["model"], **meta.get("model_params", {}))
     prop = meta["property"]
@@ -82,7 +84,7 @@ def saved_pairplot(run: Run, max_dims: int = 6, num_points: int = 2000) -> Pairp
     s = run.samples
     snapshot = {"z": s["z"][:num_points], "log_q": s["log_q"][:num_points], "analysis": None}
     dims = sensitive_dimensions(None, model.dim, max_dims)
-    figure = PairplotFigure(info, dims)
+    figure = PairplotFigure(info, dims, size=size)
     figure.update(snapshot)
     return figure
 
@@ -171,20 +173,25 @@ class RunLibrary(pn.viewable.Viewer):
         if len(paths) != 2:
             self.message.object = f"⚠️ Tick exactly two runs to compare (ticked: {len(paths)})."
             return
-        columns = []
+        columns, figures = [], []
         for p in paths:
             run = load_run(p)
             meta = run.meta
             header = pn.pane.Markdown(
                 f"### {run.path.name}\n**{meta['model']}** · {_property_text(meta['property'])}  \n"
-                f"state: {meta.get('state')} · converged: {meta.get('converged')} · "
+                f"state: {run.state} · converged: {meta.get('converged')} · "
                 f"iterations: {meta.get('iterations')}")
             try:
-                body = pairplot_grid(saved_pairplot(run, max_dims=4, num_points=1000))
+                figure = saved_pairplot(run, max_dims=4, num_points=1000, size=COMPARE_PANEL_SIZE)
+                figures.append((figure, meta["parameter_names"]))
+                body = pairplot_grid(figure)
             except Exception as exc:
                 body = pn.pane.Markdown(f"*No samples to show: {exc}*")
             columns.append(pn.Column(header, body))
-        self.compare_area.objects = [pn.Row(*columns)]
+        if len(figures) == 2 and figures[0][1] == figures[1][1]:
+            share_ranges([f for f, _ in figures])
+        # side by side where the page is wide enough, else one below the other (a Row cut the second off)
+        self.compare_area.objects = [pn.FlexBox(*columns, flex_wrap="wrap", sizing_mode="stretch_width")]
         self.message.object = "Comparing the two ticked runs below."
 
     def __panel__(self) -> pn.viewable.Viewable:

@@ -146,3 +146,13 @@ class PairplotFigure:
     def _tapped(self, _attr, _old, new: list[int]) -> None:
         if new and self.on_tap is not None and new[0] < len(self._z):
             self.on_tap(self._z[new[0]].copy())
+
+
+def share_ranges(figures: list[PairplotFigure]) -> None:
+    """Give pairplots of the same parameters one range per parameter (the union of theirs), so two runs
+    compare by eye: each run's own limits made a narrower q look as wide as a broad one."""
+    for i in set.intersection(*(set(f.ranges) for f in figures)):
+        start = min(f.ranges[i].start for f in figures)
+        end = max(f.ranges[i].end for f in figures)
+        for f in figures:
+            f.ranges[i].update(start=start, end=end)

@@ -11,7 +11,7 @@ import torch
 from core.model import load_model
 from epi_dash.explorer import DegeneracyExplorer, direction_options
 from epi_dash.live import LiveRun, run_info
-from epi_dash.pairplot import DISPLAY_MARGIN, MAX_POINTS, PairplotFigure, panel_size
+from epi_dash.pairplot import DISPLAY_MARGIN, MAX_POINTS, PairplotFigure, panel_size, share_ranges
 from epi_dash.runner import RunnerEvent
 from epi_dash import views as V
 
@@ -151,6 +151,19 @@ def test_pairplot_has_lower_triangle_panels_with_samples_mode_and_arrows(d):
         assert 40 * fig.xaxis[0].ticker.desired_num_ticks <= panel_size(d)
     figure.source.selected.indices = [7]  # what a click in the browser sends
     assert taps[-1].shape == (d,) and taps[-1][0] == figure.source.data["z0"][7]
+
+
+def test_compared_pairplots_share_one_range_per_parameter():
+    rng = np.random.default_rng(1)
+    narrow, broad = PairplotFigure(_info(3), [0, 1, 2]), PairplotFigure(_info(3), [0, 1, 2])
+    narrow.update({"z": rng.normal(0, 0.2, (500, 3)), "log_q": np.zeros(500), "analysis": None})
+    broad.update({"z": rng.normal(1, 1.0, (500, 3)), "log_q": np.zeros(500), "analysis": None})
+    assert narrow.ranges[0].end < broad.ranges[0].end  # each run's own limits, before
+    share_ranges([narrow, broad])
+    for i in range(3):
+        assert (narrow.ranges[i].start, narrow.ranges[i].end) == (broad.ranges[i].start, broad.ranges[i].end)
+        assert narrow.ranges[i].start <= broad.source.data[f"z{i}"].min()
+        assert narrow.ranges[i].end >= broad.source.data[f"z{i}"].max()
 
 
 def test_hessian_arrows_have_length_inverse_sqrt_eigenvalue():

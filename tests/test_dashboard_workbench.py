@@ -123,6 +123,9 @@ def test_start_streams_into_views_saves_and_reopens(tmp_path):
     wb.library._compare()
     (row,) = wb.library.compare_area.objects
     assert len(row.objects) == 2 and "Comparing" in wb.library.message.object
+    # both grids fit side by side in the workbench's main column at 1366 px (~880 px; a Row cut the second off)
+    grids = [column.objects[1] for column in row.objects]
+    assert sum(sum(cell.width for cell in grid.objects[-grid.ncols:]) + 20 for grid in grids) <= 880
 
     fresh = _workbench(tmp_path)
     assert fresh.setup.means["real_lambda1"] == 0.0
