@@ -228,6 +228,9 @@ def cmd_models(args) -> int:
 def cmd_serve(args) -> int:
     from epi_dash.serve import serve
 
+    # SIGTERM (systemd, docker stop, kill) ends the server like Ctrl-C: the interpreter exits normally, so
+    # every session's training stops with a checkpoint (runner.stop_all_trainings at exit)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         serve(address=args.address, port=args.port, allow_websocket_origin=args.allow_websocket_origin or None,
               runs_dir=args.runs_dir, model_path=args.model_path or None, show=args.show)

@@ -22,10 +22,12 @@ for them and never shares parameters with an autograd pass it does not own.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import queue
 import threading
 import time
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -113,6 +115,30 @@ def startup_phase(trainer: EPITrainer | None) -> str:
     return "first iteration"
 
 
+#: runners of this process that have launched a training (weak: a closed session's runner goes away)
+_LAUNCHED: weakref.WeakSet[TrainingRunner] = weakref.WeakSet()
+
+
+def stop_all_trainings(timeout: float = 60.0) -> int:
+    """Stop every training of this process after its current iteration and wait (up to ``timeout`` s in
+    all) until each has written its checkpoint; returns how many were stopped.
+
+    Runs at interpreter exit (``atexit``): a server that is shut down (Ctrl-C, SIGTERM via Bokeh's
+    handler) keeps every session's progress up to the last iteration, where the daemon training
+    threads would otherwise die mid-epoch and lose the work since the last epoch end."""
+    running = [r for r in list(_LAUNCHED) if r.training]
+    for runner in running:
+        runner._closing.set()  # no final analysis: torch work in a thread at interpreter exit aborts it
+        runner.stop()
+    deadline = time.monotonic() + timeout
+    for runner in running:
+        runner.join(max(0.0, deadline - time.monotonic()))
+    return len(running)
+
+
+atexit.register(stop_all_trainings)
+
+
 class TrainingRunner:
     """One training at a time, in a daemon thread; ``drain()`` returns what happened since.
 
@@ -145,9 +171,17 @@ class TrainingRunner:
         self._analysis_requested = threading.Event()
         self._analysis_lock = threading.Lock()
         self._stop_requested = threading.Event()
+        self._trained = threading.Event()  # set when the latest launch's train() has returned
+        self._trained.set()
+        self._closing = threading.Event()  # the process is exiting: skip the final analysis
         self._awaiting_first_iteration = False
 
     # --- control (any thread) -----------------------------------------------------------------
+    @property
+    def training(self) -> bool:
+        """True until the launched training's ``train()`` returns (its final analysis not included)."""
+        return self.running and not self._trained.is_set()
+
     @property
     def running(self) -> bool:
         """True while training (or its final analysis) is in progress."""
@@ -216,6 +250,8 @@ class TrainingRunner:
         self._stop_requested.clear()
         self._analysis_requested.clear()
         self.trainer, self._awaiting_first_iteration = None, True  # the new run's, once built
+        self._trained.clear()
+        _LAUNCHED.add(self)
         self._thread = threading.Thread(target=self._run, args=(make_trainer, resumed),
                                         name="epi-training", daemon=True)
         self._thread.start()
@@ -227,6 +263,7 @@ class TrainingRunner:
         try:
             self._train(make_trainer, resumed)
         finally:
+            self._trained.set()
             self._awaiting_first_iteration = False
 
     def _train(self, make_trainer: Callable[[], EPITrainer], resumed: bool) -> None:
@@ -246,10 +283,12 @@ class TrainingRunner:
         except Exception as exc:
             self._put("failed", message=describe_failure(exc))
             return
+        finally:
+            self._trained.set()
         self._put("finished", state=result.state, converged=result.converged, epochs=result.epochs,
                   iterations=result.iterations, wall_time_s=result.wall_time_s, entropy=result.entropy,
                   run_dir=result.run_dir, error=result.error)
-        if result.error is None and trainer.initialized:
+        if result.error is None and trainer.initialized and not self._closing.is_set():
             self._put_snapshot(trainer)
             self._analyze_now(self._frozen_distribution(trainer), trainer.iteration)
 

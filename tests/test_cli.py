@@ -91,6 +91,34 @@ def test_serve_reports_a_bad_or_busy_port_without_a_traceback(capsys):
     assert f"error: port: {port} is in use" in done.stderr and "Traceback" not in done.stderr
 
 
+def test_serve_ends_cleanly_on_sigterm(tmp_path):
+    """systemd/docker stop send SIGTERM: the server must exit normally (code 0), which is what lets the
+    runner's exit hook stop each session's training with a checkpoint (tested in test_dashboard_runner)."""
+    import signal
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "epi_dash.cli", "serve", "--port", str(port),
+                               "--runs-dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/workbench", timeout=10) as page:
+                    assert page.status == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "the server did not come up"
+                time.sleep(0.3)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 0
+    finally:
+        server.kill()
+
+
 def test_stop_and_resume_from_cli(tmp_path):
     """A run stopped mid-way (as Ctrl-C does) resumes with `epi-dash resume`."""
     from core import EPITrainer, load_model, settings_for

@@ -97,6 +97,31 @@ def test_stop_writes_a_checkpoint_and_resume_continues(tmp_path):
         assert iterations == list(range(stopped_at + 1, stopped_at + 1 + len(iterations)))
 
 
+def test_a_process_that_exits_mid_training_checkpoints_every_run(tmp_path):
+    """A server shut down mid-epoch (Ctrl-C, SIGTERM: the interpreter exits with the daemon training
+    threads still running) stops each training with a checkpoint at its latest iteration, not the last
+    epoch end, and run.json says "stopped", so Resume continues from there."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run_dir = tmp_path / "run"
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from tests.test_dashboard_runner import _lds, _runner
+runner = _runner()
+runner.start(*_lds(iters_per_epoch=10**6, num_epochs=1), run_dir={str(run_dir)!r})
+while runner.trainer is None or runner.trainer.iteration < 50:
+    time.sleep(0.02)
+"""  # ...and the interpreter exits, mid-epoch
+    subprocess.run([sys.executable, "-c", script], timeout=120, check=True)
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["state"] == "stopped" and meta["iterations"] >= 50 and meta["epochs"] == 0
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=False)["iteration"] == meta["iterations"]
+
+
 def test_a_second_start_while_running_is_refused(tmp_path):
     from core.errors import InputError
 
