@@ -126,7 +126,7 @@ def stop_all_trainings(timeout: float = 60.0) -> int:
     Runs at interpreter exit (``atexit``): a server that is shut down (Ctrl-C, SIGTERM via Bokeh's
     handler) keeps every session's progress up to the last iteration, where the daemon training
     threads would otherwise die mid-epoch and lose the work since the last epoch end."""
-    running = [r for r in list(_LAUNCHED) if r.training]
+    running = [r for r in list(_LAUNCHED) if r.running]
     for runner in running:
         runner._closing.set()  # no final analysis: torch work in a thread at interpreter exit aborts it
         runner.stop()
@@ -171,17 +171,10 @@ class TrainingRunner:
         self._analysis_requested = threading.Event()
         self._analysis_lock = threading.Lock()
         self._stop_requested = threading.Event()
-        self._trained = threading.Event()  # set when the latest launch's train() has returned
-        self._trained.set()
         self._closing = threading.Event()  # the process is exiting: skip the final analysis
         self._awaiting_first_iteration = False
 
     # --- control (any thread) -----------------------------------------------------------------
-    @property
-    def training(self) -> bool:
-        """True until the launched training's ``train()`` returns (its final analysis not included)."""
-        return self.running and not self._trained.is_set()
-
     @property
     def running(self) -> bool:
         """True while training (or its final analysis) is in progress."""
@@ -250,7 +243,6 @@ class TrainingRunner:
         self._stop_requested.clear()
         self._analysis_requested.clear()
         self.trainer, self._awaiting_first_iteration = None, True  # the new run's, once built
-        self._trained.clear()
         _LAUNCHED.add(self)
         self._thread = threading.Thread(target=self._run, args=(make_trainer, resumed),
                                         name="epi-training", daemon=True)
@@ -263,7 +255,6 @@ class TrainingRunner:
         try:
             self._train(make_trainer, resumed)
         finally:
-            self._trained.set()
             self._awaiting_first_iteration = False
 
     def _train(self, make_trainer: Callable[[], EPITrainer], resumed: bool) -> None:
@@ -283,8 +274,6 @@ class TrainingRunner:
         except Exception as exc:
             self._put("failed", message=describe_failure(exc))
             return
-        finally:
-            self._trained.set()
         self._put("finished", state=result.state, converged=result.converged, epochs=result.epochs,
                   iterations=result.iterations, wall_time_s=result.wall_time_s, entropy=result.entropy,
                   run_dir=result.run_dir, error=result.error)
