@@ -23,7 +23,7 @@ from .model import (
     register_model,
 )
 from .property import EmergentProperty
-from .runs import Run, list_runs, load_run
+from .runs import Run, list_runs, load_run, reserve_run_dir
 from .settings import FlowSettings, OptimizerSettings, resolve_device, settings_for
 
 __all__ = [
@@ -31,5 +31,5 @@ __all__ = [
     "FreeParameter", "HessianDirections", "InputError", "IterationRecord", "Model", "OptimizerSettings",
     "RealNVP", "Run", "Statistic", "TrainingError", "Trajectories", "augmented_lagrangian_loss",
     "available_models", "best_result", "convergence_test", "list_runs", "load_model", "load_model_class", "load_run",
-    "penalty_increase_test", "register_model", "resolve_device", "settings_for",
+    "penalty_increase_test", "register_model", "reserve_run_dir", "resolve_device", "settings_for",
 ]

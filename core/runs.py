@@ -42,6 +42,22 @@ def _atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def reserve_run_dir(parent: str | Path, name: str) -> Path:
+    """Create and return a new, empty run directory ``parent/name``, or ``name-2``, ``name-3``, ... if
+    that exists. Each is made with an exclusive ``mkdir``, so trainings started in the same instant
+    (two sessions, two processes) never write into one directory."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    for k in range(1, 10_000):
+        path = parent / (name if k == 1 else f"{name}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise InputError("run_dir", f"no free name for {name!r} in {parent}")
+
+
 class RunWriter:
     """Writes a run directory; each file is replaced atomically so a reader never sees half a file."""
 

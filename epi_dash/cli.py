@@ -23,6 +23,7 @@ from core import (
     load_model,
     load_model_class,
     load_run,
+    reserve_run_dir,
     settings_for,
 )
 from core.settings import FlowSettings, OptimizerSettings
@@ -140,7 +141,7 @@ def cmd_train(args) -> int:
     prop.validate(model)
     if args.device:
         settings["device"] = args.device
-    out = Path(args.out or f"runs/{model.model_name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(args.out) if args.out else reserve_run_dir("runs", f"{model.model_name}-{time.strftime('%Y%m%d-%H%M%S')}")
     base_seed = settings.pop("seed", 1) if args.seed is None else args.seed
     seeds = [base_seed + k for k in range(args.seeds)]
     if len(seeds) == 1:
@@ -233,7 +234,9 @@ def cmd_serve(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         serve(address=args.address, port=args.port, allow_websocket_origin=args.allow_websocket_origin or None,
-              runs_dir=args.runs_dir, model_path=args.model_path or None, show=args.show)
+              runs_dir=args.runs_dir, model_path=args.model_path or None, show=args.show, num_procs=args.num_procs)
+    except KeyboardInterrupt:  # Ctrl-C reaching the supervisor of --num-procs workers (they stop on their own)
+        return 0
     except OSError as exc:  # raised while binding, before anything is served
         if exc.errno == errno.EADDRINUSE:
             raise InputError("port", f"{args.port} is in use on {args.address} (another server?); "
@@ -251,6 +254,13 @@ def port_number(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"a TCP port is an integer in 1..65535; got {text!r}")
     return port
+
+
+def process_count(text: str) -> int:
+    """argparse type of --num-procs: an integer >= 0."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"a number of processes is an integer >= 0 (0: one per CPU core); got {text!r}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", help="where runs are saved and listed")
     p.add_argument("--model-path", action="append", metavar="DIR", help="folder of user model files")
     p.add_argument("--show", action="store_true", help="open a browser")
+    p.add_argument("--num-procs", type=process_count, default=1, metavar="N",
+                   help="server processes sharing the port, each training its own sessions' runs on its own "
+                   "core (0: one per CPU core; default 1). Use it when many people train at once")
     p.set_defaults(func=cmd_serve)
 
     try:

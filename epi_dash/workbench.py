@@ -23,7 +23,7 @@ import panel as pn
 import param
 
 from core.errors import InputError
-from core.runs import load_run
+from core.runs import load_run, reserve_run_dir
 
 from .config import configure_torch_threads, discover_models, model_path_from_env, runs_dir_from_env
 from .explorer import DegeneracyExplorer, direction_options
@@ -227,13 +227,18 @@ class Workbench(pn.viewable.Viewer):
             return
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
         safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", model.model_name or type(model).__name__)[-40:]
-        run_dir = self.runs_dir / f"{safe_name}-{stamp}"
+        try:
+            run_dir = reserve_run_dir(self.runs_dir, f"{safe_name}-{stamp}")
+        except (OSError, InputError) as exc:
+            self.notify("error", f"runs_dir: cannot create a run in {self.runs_dir}: {exc}")
+            return
         self._new_live(model, prop.mean, prop.std)
         self.live.state.status = "starting"
         self.live.state.run_dir = str(run_dir)
         try:
             self.runner.start(model, prop, flow, opt, run_dir)
         except InputError as exc:
+            run_dir.rmdir()
             self.notify("error", f"{exc.field}: {exc.message}")
             return
         self.tabs.active = 0

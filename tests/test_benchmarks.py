@@ -118,3 +118,19 @@ def test_sc_seed_selection_analyses_the_converged_run_of_greatest_entropy(tmp_pa
     rows = sc.run(analyze=dirs)  # nothing converged: one row, nothing to analyse
     assert len(rows) == 1 and "0 of 3 converged" in rows[0]["measured"] and "none chosen" in rows[0]["measured"]
     assert rows[0]["command"].endswith("--analyze " + " ".join(dirs))
+
+
+def test_concurrent_trainings_use_every_core_with_several_server_processes():
+    """benchmarks/concurrent_sessions.py, short: two trainings (LDS) in one process share one Python
+    interpreter (GIL); in two processes, as `epi-dash serve --num-procs 2` places them, they run side by
+    side. Measured here over 15 s windows: 318 vs 710 it/s in all. Claim tested: > 1.3x, 3 s windows."""
+    import os
+
+    from benchmarks.concurrent_sessions import measure
+
+    one = measure("lds", runs=2, procs=1, seconds=3)
+    two = measure("lds", runs=2, procs=2, seconds=3)
+    for m in (one, two):
+        assert m["total_its"] > 0 and math.isfinite(m["lag_p95_ms"]) and m["lag_p95_ms"] < 1000
+    if (os.cpu_count() or 1) >= 2:
+        assert two["total_its"] > 1.3 * one["total_its"], (one, two)

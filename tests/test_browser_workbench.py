@@ -3,15 +3,22 @@ stop, find the saved run in the library, reopen it, and see the message for a ba
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 expect = pytest.importorskip("playwright.sync_api").expect
 
 from epi_dash.live import CURVE_POINTS
-from tests.browser import browser_page, cds_lengths, open_app, requires_browser, screenshot, serve_apps
+from tests.browser import browser_page, cds_lengths, free_port, open_app, requires_browser, screenshot, serve_apps
 
 pytestmark = [pytest.mark.browser, requires_browser]
 
@@ -99,3 +106,56 @@ def test_train_stop_reopen_and_bad_input(tmp_path):
         screenshot(page, "workbench-bad-input")
         expect(page.get_by_role("button", name="Start", exact=True)).to_be_disabled(timeout=15_000)
         assert not page.get_by_text("Traceback").count()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_several_server_processes_serve_train_and_stop_with_a_checkpoint(tmp_path):
+    """`epi-dash serve --num-procs 2`: two workers share the port; pages open and train in either; SIGTERM
+    to the supervising process ends both workers cleanly, and the running training keeps a checkpoint."""
+    runs = tmp_path / "runs"
+    port = free_port()
+    cmd = [sys.executable, "-m", "epi_dash.cli", "serve", "--port", str(port), "--num-procs", "2",
+           "--runs-dir", str(runs)]
+    log = open(tmp_path / "serve.log", "w")
+    server = subprocess.Popen(cmd, env={**os.environ, "EPI_DASH_TORCH_THREADS": "1"}, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}/workbench"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as page:
+                    assert page.status == 200
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "the server did not come up"
+                time.sleep(0.3)
+        workers = _children(server.pid)
+        assert len(workers) == 2
+        with browser_page() as page:
+            for _ in range(3):  # new sessions land on either worker (the kernel picks)
+                open_app(page, url)
+                page.get_by_text("Ready.").wait_for()
+            page.get_by_text("Advanced: flow and optimizer").click()
+            for label, value in TINY.items():
+                _fill(page, label, value)
+            page.wait_for_timeout(500)
+            page.get_by_role("button", name="Start", exact=True).click()
+            _wait_status(page, rf"iteration [1-9]\d*/{ITERS}")
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(60) == 0
+        deadline = time.monotonic() + 30
+        while alive := [w for w in workers if Path(f"/proc/{w}").exists()]:
+            assert time.monotonic() < deadline, f"workers {alive} outlived the supervisor"
+            time.sleep(0.2)
+        run_dirs = [p.parent for p in runs.glob("*/run.json")]
+        assert len(run_dirs) == 1 and (run_dirs[0] / "checkpoint.pt").is_file()
+        meta = json.loads((run_dirs[0] / "run.json").read_text())
+        assert meta["state"] == "stopped" and 0 < meta["iterations"] < ITERS
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()

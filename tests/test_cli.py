@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import InputError
 from epi_dash.cli import main
 
 TINY = ["--set", "iters_per_epoch=25", "--set", "num_epochs=2", "--set", "batch_size=64",
@@ -89,6 +90,19 @@ def test_serve_reports_a_bad_or_busy_port_without_a_traceback(capsys):
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert f"error: port: {port} is in use" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_serve_checks_the_number_of_processes(capsys):
+    from epi_dash.serve import serve
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--num-procs", "-2"])
+    assert exit_info.value.code == 2 and "--num-procs" in capsys.readouterr().err
+    with pytest.raises(InputError, match="threaded"):
+        serve(num_procs=2, threaded=True)
+    with pytest.raises(InputError) as info:
+        serve(num_procs=-1)
+    assert info.value.field == "num_procs"
 
 
 def test_serve_ends_cleanly_on_sigterm(tmp_path):

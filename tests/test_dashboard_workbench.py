@@ -305,3 +305,26 @@ def test_status_says_what_a_started_run_does_before_its_first_iteration(tmp_path
     release.set()
     _pump(wb)
     assert "⏳" not in wb.status.object and "iteration 30/30" in wb.status.object
+
+
+def test_sessions_starting_in_the_same_millisecond_get_their_own_run_directories(tmp_path, monkeypatch):
+    """Workshop: everyone presses Start at once. Two sessions must never train into one directory."""
+    import datetime as real_dt
+
+    import epi_dash.workbench as workbench_module
+
+    class FrozenClock(real_dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return real_dt.datetime(2026, 12, 2, 12, 0, 0, 123000)
+
+    monkeypatch.setattr(workbench_module.dt, "datetime", FrozenClock)
+    a, b = _workbench(tmp_path), _workbench(tmp_path)
+    a.start()
+    b.start()
+    _pump(a)
+    _pump(b)
+    assert a.runner.run_dir != b.runner.run_dir
+    for wb in (a, b):
+        assert wb.live.state.status in ("finished", "converged"), wb.live.state.status
+        assert (wb.runner.run_dir / "checkpoint.pt").is_file()

@@ -244,3 +244,15 @@ def test_abc_initialization_skips_non_finite_statistics_and_checks_its_settings(
     flow, opt = tiny_settings(model, init="abc", abc_samples=20, abc_keep=50)
     with pytest.raises(InputError, match="abc_keep"):
         EPITrainer(model, flow=flow, opt=opt).initialize()
+
+
+def test_reserve_run_dir_gives_every_concurrent_start_its_own_directory(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core import reserve_run_dir
+
+    with ThreadPoolExecutor(8) as pool:
+        dirs = list(pool.map(lambda _: reserve_run_dir(tmp_path / "runs", "lds-20261202-120000"), range(16)))
+    assert len(set(dirs)) == 16 and all(d.is_dir() and not any(d.iterdir()) for d in dirs)
+    assert tmp_path / "runs" / "lds-20261202-120000" in dirs
+    assert tmp_path / "runs" / "lds-20261202-120000-16" in dirs
