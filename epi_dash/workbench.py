@@ -81,6 +81,12 @@ def _param_card(obj: param.Parameterized, names: list[str]) -> pn.Param:
                     sizing_mode="stretch_width")
 
 
+def epoch_table_height(epochs: int) -> int:
+    """Pixel height of the epoch table: its header and rows (29 px each in Tabulator's default theme)
+    up to five epochs, then 170 px with a scrollbar; a fixed height left a blank gap under one or two."""
+    return min(170, 29 * (epochs + 1) + 2)
+
+
 def _fmt_time(seconds: float) -> str:
     seconds = int(max(seconds, 0))
     return f"{seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -379,7 +385,7 @@ class Workbench(pn.viewable.Viewer):
         shown = (id(self.live), len(st.epochs))
         if getattr(self, "_shown_epochs", None) != shown:
             self._shown_epochs = shown
-            self.epoch_table.value = self._epoch_frame()
+            self.epoch_table.param.update(value=self._epoch_frame(), height=epoch_table_height(len(st.epochs)))
         self.epoch_table.visible = bool(st.epochs)
         self._refresh_buttons()
 
@@ -576,7 +582,7 @@ class Workbench(pn.viewable.Viewer):
         # all six columns in the 380 px status column: fitted widths, no sort arrows (rows are in epoch order)
         self.epoch_table = pn.widgets.Tabulator(self._epoch_frame(), disabled=True, layout="fit_columns",
                                                 configuration={"columnDefaults": {"headerSort": False}},
-                                                show_index=False, height=170, sizing_mode="stretch_width",
+                                                show_index=False, height=epoch_table_height(0), sizing_mode="stretch_width",
                                                 formatters={"test": {"type": "tickCross"},
                                                             "min p": {"type": "money", "precision": 3},
                                                             "entropy": {"type": "money", "precision": 3}},

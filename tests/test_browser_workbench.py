@@ -108,6 +108,37 @@ def test_train_stop_reopen_and_bad_input(tmp_path):
         assert not page.get_by_text("Traceback").count()
 
 
+def _epoch_table_rows(page) -> tuple[list[str], float]:
+    """Rows of the epoch table (the Tabulator with an "epoch" column) and its height in px."""
+    return page.evaluate("""() => { const found = [];
+        (function walk(root) { for (const el of root.querySelectorAll('*')) {
+            if (el.classList.contains('tabulator') &&
+                [...el.querySelectorAll('.tabulator-col-title')].some(t => t.textContent.trim() === 'epoch'))
+                found.push([[...el.querySelectorAll('.tabulator-row')].map(r => r.innerText.replace(/\\s+/g, ' ')),
+                            el.getBoundingClientRect().height]);
+            if (el.shadowRoot) walk(el.shadowRoot); } })(document);
+        return found[0] || [[], 0]; }""")
+
+
+def test_epoch_table_shows_every_finished_epoch_and_fits_its_rows(tmp_path):
+    env = {"EPI_DASH_RUNS_DIR": str(tmp_path / "runs"), "EPI_DASH_TORCH_THREADS": "1"}
+    with serve_apps(["apps/workbench.py"], env=env) as base, browser_page(1366, 900) as page:
+        open_app(page, f"{base}/workbench")
+        page.get_by_text("Advanced: flow and optimizer").click()
+        for label, value in {**TINY, "Iters per epoch": "150", "Num epochs": "2"}.items():
+            _fill(page, label, value)
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Start", exact=True).click()
+        _wait_status(page, r"^(Finished|Converged)", timeout=120)
+        deadline = time.monotonic() + 15
+        while len((table := _epoch_table_rows(page))[0]) < 2:
+            assert time.monotonic() < deadline, f"the epoch table never showed both epochs: {table}"
+            page.wait_for_timeout(300)
+        rows, height = table
+        assert [r.split()[:2] for r in rows] == [["1", "150"], ["2", "300"]]
+        assert 29 * 3 <= height <= 29 * 3 + 6, f"{height} px for a header and two rows"
+
+
 def _children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 

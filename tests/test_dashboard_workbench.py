@@ -85,6 +85,7 @@ def test_start_streams_into_views_saves_and_reopens(tmp_path):
     assert "iteration 30/30" in wb.status.object and "Convergence test: epoch 2" in wb.status.object
     epochs = wb.epoch_table.value
     assert wb.epoch_table.visible and epochs["epoch"].tolist() == [1, 2] and epochs["iter"].tolist() == [15, 30]
+    assert wb.epoch_table.height == 29 * 3 + 2  # header and two rows: no blank space under them
     assert epochs["entropy"].tolist() == pytest.approx([e["entropy"] for e in state.epochs])
     assert wb.live.analysis is not None and len(wb.direction_select.options) == 4
     assert "log q(z)" in wb.probe_table.object
