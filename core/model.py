@@ -17,9 +17,11 @@ A model is a ``param.Parameterized`` subclass::
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -139,6 +141,17 @@ class Model(param.Parameterized):
     def set_generator(self, generator: torch.Generator | None) -> None:
         """Noise source for ``randn``; the trainer sets a seeded one so runs are reproducible."""
         self._generator = generator
+
+    @contextlib.contextmanager
+    def fixed_noise(self, seed: int = 0) -> Iterator[None]:
+        """Within the block every call draws the same noise: ``randn``/``rand`` come from a fresh
+        generator seeded with ``seed`` (common random numbers), so activity at two z differs by z alone."""
+        previous = self._generator
+        self._generator = torch.Generator().manual_seed(seed)
+        try:
+            yield
+        finally:
+            self._generator = previous
 
     def randn(self, *shape: int, like: Tensor) -> Tensor:
         """Standard normal noise of ``shape`` on ``like``'s device and dtype."""

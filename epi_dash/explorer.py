@@ -18,6 +18,9 @@ from core.model import Model, Trajectories
 
 #: model draws averaged for the statistics at a probed point (stochastic simulators)
 STAT_DRAWS = 16
+#: seed of the noise every probe simulates with (common random numbers): the traces and statistics at the
+#: mode and at a probe differ by z alone, so sliding along a direction shows its effect, not fresh noise
+PROBE_NOISE_SEED = 0
 
 
 def direction_options(analysis: dict[str, Any] | None, per_end: int = 8) -> dict[str, int]:
@@ -71,7 +74,8 @@ class DegeneracyExplorer(param.Parameterized):
         if z is None:
             return None
         try:
-            return self.model.trajectories(torch.as_tensor(z, dtype=torch.float32)[None])
+            with self.model.fixed_noise(PROBE_NOISE_SEED):
+                return self.model.trajectories(torch.as_tensor(z, dtype=torch.float32)[None])
         except NotImplementedError:
             return None
 
@@ -81,4 +85,5 @@ class DegeneracyExplorer(param.Parameterized):
         if z is None:
             return None
         zz = torch.as_tensor(z, dtype=torch.float32)[None].repeat(STAT_DRAWS, 1)
-        return self.model.emergent_statistics(zz).mean(0).cpu().numpy()
+        with self.model.fixed_noise(PROBE_NOISE_SEED):
+            return self.model.emergent_statistics(zz).mean(0).cpu().numpy()

@@ -21,7 +21,8 @@ length 1/sqrt(|eigenvalue|): short red arrows are *sensitive* directions (the pr
 long blue arrows are *degenerate* ones (the property is preserved). Click a dot to simulate it.""",
     "explorer": """**Degeneracy explorer.** Pick a Hessian direction and drag the slider to move z away from
 the mode along it. Along a degenerate direction the activity traces barely change; along a sensitive one
-they change quickly (paper Fig 1E-F). The table lists the statistics at the probe against the targets.""",
+they change quickly (paper Fig 1E-F). Every probe simulates with the same noise draw, so the traces differ
+by z alone. The table lists the statistics at the probe against the targets.""",
     "predictive": """**Posterior predictive.** Statistics of fresh simulations from parameters drawn from q
 (blue histograms) against the target Gaussian N(mean, sd²) (orange). A good fit means q produces the
 emergent property.""",

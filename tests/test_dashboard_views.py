@@ -239,6 +239,23 @@ def test_traces_and_explorer_move_along_a_direction():
     assert len(empty) == 4 and len(empty.get(0)) == 0  # same legend before any mode exists
 
 
+def test_probes_of_a_stochastic_model_differ_by_z_alone():
+    model = load_model("rnn", N=4, g=0.3)  # factor noise g * chi in every simulation
+    analysis = _analysis(16)
+    analysis["mode"] = np.full(16, 0.2)
+    ex = DegeneracyExplorer(model, analysis=analysis)
+    mode = ex.trajectories(ex.mode())
+    ex.param.update(direction=2, step=0.0)
+    at_mode = ex.trajectories(ex.probe())
+    np.testing.assert_array_equal(at_mode.x, mode.x)  # the probe at step 0 retraces the mode exactly
+    np.testing.assert_array_equal(ex.statistics(ex.probe()), ex.statistics(ex.mode()))
+    ex.step = 0.5
+    assert not np.allclose(ex.trajectories(ex.probe()).x, mode.x)  # a step still moves the traces
+    with torch.no_grad():  # and outside the explorer each simulation draws new noise
+        z = torch.as_tensor(ex.mode(), dtype=torch.float32)[None]
+        assert not torch.equal(model.simulate(z), model.simulate(z))
+
+
 def test_run_info_takes_units_from_the_model():
     info = run_info(load_model("lds"), [0.0, 1.0], [0.1, 0.2])
     assert info.parameter_label(0) == "a1 (1/s)" and info.statistic_label(1) == "imag_lambda1 (rad/s)"
