@@ -35,6 +35,15 @@ def _fill(page, label: str, value: str) -> None:
     box.press("Enter")
 
 
+def _start(page, settings: dict[str, str]) -> None:
+    """Fill the advanced flow/optimizer fields (label -> text) and press Start."""
+    page.get_by_text("Advanced: flow and optimizer").click()
+    for label, value in settings.items():
+        _fill(page, label, value)
+    page.wait_for_timeout(500)
+    page.get_by_role("button", name="Start", exact=True).click()
+
+
 def _status(page) -> str:
     return page.get_by_text(re.compile(r"· iteration \d+/")).first.inner_text()
 
@@ -55,12 +64,7 @@ def test_train_stop_reopen_and_bad_input(tmp_path):
         assert page.get_by_text("Ready.").is_visible()
         page.get_by_label("mean (1/s)").fill("0.2")  # real(lambda_1) target
         page.get_by_label("mean (1/s)").press("Enter")
-        page.get_by_text("Advanced: flow and optimizer").click()
-        for label, value in TINY.items():
-            _fill(page, label, value)
-        page.wait_for_timeout(500)
-
-        page.get_by_role("button", name="Start", exact=True).click()
+        _start(page, TINY)
         _wait_status(page, rf"iteration [1-9]\d*/{ITERS}")
         before = sum(cds_lengths(page))
         deadline = time.monotonic() + 20  # plots refresh every 1-4 s (throttled), counters every 0.25 s
@@ -124,11 +128,7 @@ def test_epoch_table_shows_every_finished_epoch_and_fits_its_rows(tmp_path):
     env = {"EPI_DASH_RUNS_DIR": str(tmp_path / "runs"), "EPI_DASH_TORCH_THREADS": "1"}
     with serve_apps(["apps/workbench.py"], env=env) as base, browser_page(1366, 900) as page:
         open_app(page, f"{base}/workbench")
-        page.get_by_text("Advanced: flow and optimizer").click()
-        for label, value in {**TINY, "Iters per epoch": "150", "Num epochs": "2"}.items():
-            _fill(page, label, value)
-        page.wait_for_timeout(500)
-        page.get_by_role("button", name="Start", exact=True).click()
+        _start(page, {**TINY, "Iters per epoch": "150", "Num epochs": "2"})
         _wait_status(page, r"^(Finished|Converged)", timeout=120)
         deadline = time.monotonic() + 15
         while len((table := _epoch_table_rows(page))[0]) < 2:
@@ -170,11 +170,7 @@ def test_several_server_processes_serve_train_and_stop_with_a_checkpoint(tmp_pat
             for _ in range(3):  # new sessions land on either worker (the kernel picks)
                 open_app(page, url)
                 page.get_by_text("Ready.").wait_for()
-            page.get_by_text("Advanced: flow and optimizer").click()
-            for label, value in TINY.items():
-                _fill(page, label, value)
-            page.wait_for_timeout(500)
-            page.get_by_role("button", name="Start", exact=True).click()
+            _start(page, TINY)
             _wait_status(page, rf"iteration [1-9]\d*/{ITERS}")
             server.send_signal(signal.SIGTERM)
             assert server.wait(60) == 0
