@@ -88,5 +88,5 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
     return pn.serve(
         apps(), address=address, port=port, websocket_origin=websocket_origins(address, port, allow_websocket_origin),
         show=show, threaded=threaded, title={"workbench": "EPI workbench", "tutorial": "EPI tutorial"},
-        verbose=True, **({"num_procs": num_procs} if num_procs > 1 else {}),
+        verbose=True, num_procs=num_procs,
     )

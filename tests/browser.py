@@ -4,6 +4,7 @@ Stable API (other test files import it; keep it small):
 
 ``requires_browser``                pytest mark: skips when /usr/bin/chromium or playwright is missing
 ``free_port() -> int``               a free TCP port on 127.0.0.1
+``wait_http(url, proc, timeout)``    wait until ``url`` answers 200 (fails if the server ``proc`` exits)
 ``serve_apps(paths, env=None, timeout=60) -> ContextManager[str]``
                                     runs ``panel serve <paths> --address 127.0.0.1 --port <free>`` in a
                                     subprocess (own process group, killed on exit; stdout+stderr in
@@ -60,7 +61,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
+def wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -86,7 +87,7 @@ def serve_apps(paths: list[str | Path], env: dict[str, str] | None = None, timeo
                             stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_http(f"{base}/liveness", proc, timeout)  # GET on an app would build a whole session
+        wait_http(f"{base}/liveness", proc, timeout)  # GET on an app would build a whole session
         yield base
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -11,14 +11,14 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 expect = pytest.importorskip("playwright.sync_api").expect
 
 from epi_dash.live import CURVE_POINTS
-from tests.browser import browser_page, cds_lengths, free_port, open_app, requires_browser, screenshot, serve_apps
+from tests.browser import (browser_page, cds_lengths, free_port, open_app, requires_browser, screenshot, serve_apps,
+                           wait_http)
 
 pytestmark = [pytest.mark.browser, requires_browser]
 
@@ -155,15 +155,7 @@ def test_several_server_processes_serve_train_and_stop_with_a_checkpoint(tmp_pat
                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
         url = f"http://127.0.0.1:{port}/workbench"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=10) as page:
-                    assert page.status == 200
-                break
-            except OSError:
-                assert time.monotonic() < deadline and server.poll() is None, "the server did not come up"
-                time.sleep(0.3)
+        wait_http(url, server, timeout=60)
         workers = _children(server.pid)
         assert len(workers) == 2
         with browser_page() as page:
