@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import errno
 import json
 import shutil
@@ -263,6 +264,10 @@ def process_count(text: str) -> int:
     return int(text)
 
 
+#: modules that add their own verbs (each has ``add_parser(subparsers)``): one per system
+VERB_GROUPS = ("cli_compare", "cli_check", "cli_sweep", "cli_amortized", "cli_connectivity", "cli_dic")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="epi-dash", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -312,12 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "core (0: one per CPU core; default 1). Use it when many people train at once")
     p.set_defaults(func=cmd_serve)
 
-    try:
-        from epi_dash import cli_compare
-    except ImportError:
-        cli_compare = None
-    if cli_compare is not None:
-        cli_compare.add_parser(sub)
+    for name in VERB_GROUPS:
+        try:
+            module = importlib.import_module(f"epi_dash.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"epi_dash.{name}":  # a missing dependency of a present module is a real error
+                raise
+            continue
+        module.add_parser(sub)
     return parser
 
 

@@ -46,11 +46,31 @@ def configure_environment(runs_dir: str | Path, model_path: list[str] | None) ->
         os.environ[MODEL_PATH_ENV] = os.pathsep.join(str(Path(p).expanduser()) for p in model_path)
 
 
-def apps() -> dict[str, callable]:
-    from .tutorial import create_tutorial
-    from .workbench import create_workbench
+#: route -> (module in epi_dash, function building one session's page, page title). A system's app is
+#: served once its module exists; ``apps/<route>.py`` serves the same page under ``panel serve``.
+APPS = {
+    "workbench": ("workbench", "create_workbench", "EPI workbench"),
+    "tutorial": ("tutorial", "create_tutorial", "EPI tutorial"),
+    "amortized": ("amortized_app", "create_amortized_app", "Amortized inference"),
+    "connectivity": ("connectivity_app", "create_connectivity_app", "Connectivity"),
+    "conductances": ("conductances_app", "create_conductances_app", "Conductances"),
+}
 
-    return {"workbench": create_workbench, "tutorial": create_tutorial}
+
+def apps() -> dict[str, callable]:
+    """The page function of every app whose module is present, by route."""
+    import importlib
+
+    found = {}
+    for route, (module_name, function, _title) in APPS.items():
+        try:
+            module = importlib.import_module(f"epi_dash.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"epi_dash.{module_name}":
+                raise
+            continue
+        found[route] = getattr(module, function)
+    return found
 
 
 def end_workers_with_supervisor(supervisor: int, every: float = 0.5) -> None:
@@ -85,8 +105,9 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
     configure_environment(runs_dir, model_path)
     if num_procs > 1:
         end_workers_with_supervisor(os.getpid())
+    pages = apps()
     return pn.serve(
-        apps(), address=address, port=port, websocket_origin=websocket_origins(address, port, allow_websocket_origin),
-        show=show, threaded=threaded, title={"workbench": "EPI workbench", "tutorial": "EPI tutorial"},
+        pages, address=address, port=port, websocket_origin=websocket_origins(address, port, allow_websocket_origin),
+        show=show, threaded=threaded, title={route: APPS[route][2] for route in pages},
         verbose=True, num_procs=num_procs,
     )
