@@ -36,7 +36,8 @@ def library_versions() -> dict[str, str]:
             "scipy": scipy.__version__, "param": param.__version__}
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Write ``path`` through ``write(tmp_path)`` and an atomic rename: readers never see half a file."""
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
     os.replace(tmp, path)
@@ -67,7 +68,7 @@ class RunWriter:
 
     def write_meta(self, meta: dict[str, Any]) -> None:
         meta = {**meta, "versions": library_versions()}
-        _atomic_write(self.path / "run.json", lambda p: p.write_text(json.dumps(meta, indent=2, default=_json_default)))
+        atomic_write(self.path / "run.json", lambda p: p.write_text(json.dumps(meta, indent=2, default=json_default)))
 
     def write_trace(self, columns: list[str], rows: list[list[float]]) -> None:
         def write(p: Path) -> None:
@@ -76,10 +77,10 @@ class RunWriter:
                 w.writerow(columns)
                 w.writerows(rows)
 
-        _atomic_write(self.path / "trace.csv", write)
+        atomic_write(self.path / "trace.csv", write)
 
     def write_checkpoint(self, state: dict[str, Any]) -> None:
-        _atomic_write(self.path / "checkpoint.pt", lambda p: torch.save(state, p))
+        atomic_write(self.path / "checkpoint.pt", lambda p: torch.save(state, p))
 
     def write_samples(self, dist: EPIDistribution, n: int = 5000) -> None:
         with torch.no_grad():
@@ -92,7 +93,8 @@ class RunWriter:
         os.replace(tmp, self.path / "samples.npz")
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
+    """JSON for numpy and torch values (``json.dumps(..., default=json_default)``)."""
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     if isinstance(o, np.ndarray):

@@ -1,0 +1,1 @@
+"""Models and job functions the tests load."""
