@@ -68,10 +68,12 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
 
 
 def map_tasks(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: str | None = None,
-              on_result: Callable[[int, Any], None] | None = None, client: Any = None) -> list[Any]:
+              on_result: Callable[[int, Any], None] | None = None, client: Any = None,
+              retries: int = 1) -> list[Any]:
     """``[fn(item) for item in items]``, run on Dask (or inline with ``scheduler="sync"``), calling
     ``on_result(index, value)`` as each task finishes (in completion order). ``fn`` must be a module-level
-    function (workers import it). A task's exception is raised here, after the other results arrived."""
+    function (workers import it). A task whose worker died is retried ``retries`` times on another; a
+    task's own exception is raised here."""
     items = list(items)
     results: list[Any] = [None] * len(items)
     if check_scheduler(scheduler) == "sync" and client is None:
@@ -82,10 +84,10 @@ def map_tasks(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: str | N
         return results
     if client is None:
         with dask_client(scheduler) as own:
-            return map_tasks(fn, items, on_result=on_result, client=own)
+            return map_tasks(fn, items, on_result=on_result, client=own, retries=retries)
     from distributed import as_completed
 
-    futures = client.map(fn, items, pure=False)
+    futures = client.map(fn, items, pure=False, retries=retries)
     index = {f.key: k for k, f in enumerate(futures)}
     for future in as_completed(futures):
         k = index[future.key]
