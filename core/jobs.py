@@ -16,7 +16,7 @@ thread and queues its events (a dashboard session). Both write the run directory
 ``STOP``          present when a stop was asked for from another process (a Dask worker's job sees it)
 
 States: queued, running, stopped, interrupted (its process is gone: see ``core.runs.run_state``),
-finished, failed.
+finished (or converged, for EPI), failed. EPI training as a job: ``core.epi_job.train_epi``.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from .errors import InputError, TrainingError
 from .runs import atomic_write, json_default, process_identity, read_run_json, run_state
 
 JOB_STATES = ("queued", "running", "stopped", "interrupted", "finished", "failed")
+#: a job that ended normally is "finished"; its function may return ``{"state": "converged"}`` (EPI)
+FINISHED_STATES = ("finished", "converged")
 STOP_FILE = "STOP"
 EVENTS_FILE = "events.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -63,6 +65,13 @@ class JobEvent:
     level: str = "info"
     state: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    #: written to events.jsonl (so a job on another machine streams it): the standard kinds, and a job's own
+    #: kinds emitted with ``persist=True`` (plain JSON data only)
+    persist: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind in ("started", "progress", "message", "finished"):
+            self.persist = True
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=json_default, allow_nan=True)
@@ -147,9 +156,10 @@ class JobContext:
         """A line for the user (level "info", "warning" or "error")."""
         self._emit(JobEvent("message", message=text, level=level))
 
-    def emit(self, kind: str, **data: Any) -> None:
-        """A job-specific event for a live UI (numbers, arrays); queued in-process, not written to disk."""
-        self._emit(JobEvent(kind, data=data))
+    def emit(self, kind: str, persist: bool = False, **data: Any) -> None:
+        """A job-specific event for a live UI. ``persist``: also written to events.jsonl (plain JSON data
+        only), so a UI streaming a job that runs elsewhere gets it too; else queued in-process only (arrays)."""
+        self._emit(JobEvent(kind, data=data, persist=persist))
 
     # ---------------------------------------------------------------------------- stopping
     @property
@@ -193,13 +203,20 @@ class _JobFiles:
         self._written_at = 0.0
 
     def write_meta(self, **changes: Any) -> None:
+        """Update the job's fields of run.json, keeping whatever else the job function wrote there."""
         self.meta.update(changes, updated=time.time())
-        text = json.dumps(self.meta, indent=2, default=json_default)
+        on_disk = {}
+        if (self.run_dir / "run.json").is_file():
+            try:
+                on_disk = read_run_json(self.run_dir)
+            except InputError:
+                pass
+        text = json.dumps({**on_disk, **self.meta}, indent=2, default=json_default)
         atomic_write(self.run_dir / "run.json", lambda p: p.write_text(text))
         self._written_at = time.monotonic()
 
     def record(self, event: JobEvent) -> None:
-        if event.kind not in ("started", "progress", "message", "finished"):
+        if not event.persist:
             return
         with open(self.run_dir / EVENTS_FILE, "a") as fh:
             fh.write(event.to_json() + "\n")
@@ -248,7 +265,7 @@ def run_job(function: JobFunction | str, settings: dict[str, Any], run_dir: str 
     previous = read_run_json(run_dir) if resume and (run_dir / "run.json").is_file() else {}
     if clear_stop:
         (run_dir / STOP_FILE).unlink(missing_ok=True)
-    files = _JobFiles(run_dir, {**previous, "kind": kind, "function": name, "settings": settings,
+    files = _JobFiles(run_dir, {"kind": kind, "function": name, "settings": settings,
                                 "created": previous.get("created", time.time()), "error": "", "result": {}})
     bar = _progress_bar(kind) if progress_bar else None
 
@@ -266,13 +283,13 @@ def run_job(function: JobFunction | str, settings: dict[str, Any], run_dir: str 
     error = ""
     try:
         result = fn(ctx) or {}
-        state = "finished"
+        state = result.get("state") if result.get("state") in FINISHED_STATES else "finished"
     except (JobStopped, KeyboardInterrupt):
         state = "stopped"
     except Exception as exc:  # the job's own failure: recorded, its files and checkpoint kept
         state, error = "failed", describe_error(exc)
     last = ctx.last_progress
-    progress = {"step": last.step, "total": last.total} if last else files.meta.get("progress", {})
+    progress = {"step": last.step, "total": last.total} if last else previous.get("progress", {})
     files.write_meta(state=state, result=result, error=error, progress=progress)
     emit(JobEvent("finished", state=state, message=error, data={"result": result}))
     return JobResult(run_dir, state, result, error)
