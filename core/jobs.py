@@ -126,6 +126,8 @@ def describe_error(exc: BaseException) -> str:
     """One line naming the cause (``field: message`` for bad input), never a traceback."""
     if isinstance(exc, InputError):
         return f"{exc.field}: {exc.message}"
+    if isinstance(exc, TrainingError):
+        return str(exc)
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         return "device: CUDA out of memory; use a smaller batch or the CPU"
     return f"{type(exc).__name__}: {exc}"
