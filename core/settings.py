@@ -59,6 +59,9 @@ class OptimizerSettings(param.Parameterized):
     num_threads = param.Integer(1, bounds=(0, None), doc=(
         "CPU threads for torch's intra-op pool while training (process-wide; 0 leaves torch's default). "
         "1 is fastest for the small batched ops of most models, and far faster when cores are shared"))
+    health = param.Selector(default="stop", objects=["stop", "warn", "off"], doc=(
+        "health watch (core.health): on a finding (collapse, rising cost, vanishing gradient, NaN) 'stop' ends "
+        "the run in state 'unhealthy' keeping the checkpoint from before it, 'warn' reports it and goes on"))
     test_chunk = param.Integer(8192, bounds=(100, None), doc=(
         "samples per vectorized chunk in the tests (larger chunks are slower on CPU at high dimension)"))
 

@@ -1,0 +1,221 @@
+"""Health watch of an EPI training: findings that explain a failing run while it fails.
+
+``HealthWatch`` looks at every iteration record, at every epoch record and, every ``probe_every``
+iterations, at the training batch itself (per-draw gradients of each statistic w.r.t. z, the spread of
+z). It reports a ``HealthFinding`` when
+
+- ``collapse``: the entropy of q falls far below its initial value (``collapse_nats`` nats per
+  dimension: every sd shrunk ~150-fold), or ``identical_samples``: every parameter's spread in the
+  batch is below ``identical_spread`` of its range;
+- ``rising_cost``: the augmented-Lagrangian cost, which the optimizer follows downhill, rises within an
+  epoch (the median of its latest ``cost_window`` iterations doubles that of its first, by more than
+  ``cost_noise`` robust sds);
+- ``vanishing_gradient``: a statistic's gradient vanishes on most of the batch (``vanishing_fraction``
+  of the draws, and there no statistic has a gradient) while its batch mean is more than
+  ``off_target`` target sds from the target, on ``patience`` probes in a row (a statistic that is
+  flat where it already meets its target is fine);
+- ``non_finite``: a statistic or its gradient is NaN or infinite.
+
+``EPITrainer`` runs one when ``OptimizerSettings.health`` is 'stop' (the default: the run stops in
+state 'unhealthy', its last checkpoint from before the finding kept) or 'warn' (it goes on); findings
+are on the iteration/epoch records (``rec.health``), in ``trainer.health_findings`` and in run.json.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .preflight import gradient_flags, statistic_gradients
+
+HEALTH_MODES = ("stop", "warn", "off")
+KINDS = ("collapse", "identical_samples", "rising_cost", "vanishing_gradient", "non_finite")
+
+
+@dataclass
+class HealthFinding:
+    """One problem of a training: ``kind`` (one of ``KINDS``), a message with the numbers, advice."""
+
+    kind: str
+    message: str
+    advice: list[str]
+    epoch: int
+    iteration: int
+    statistic: str | None = None
+    values: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_text(self) -> str:
+        return "\n".join([f"health [{self.kind}] {self.message}", *(f"    - {a}" for a in self.advice)])
+
+
+def _robust_sd(x: np.ndarray) -> float:
+    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+
+
+class HealthWatch:
+    """Watches one training (see the module docstring). ``std``: (m,) target sds; ``width``: (dim,)
+    box widths; ``model_name`` and the targets serve the advice's ``epi-dash compare`` command."""
+
+    def __init__(
+        self,
+        statistics: list[str],
+        mean: list[float],
+        std: list[float],
+        width: Tensor,
+        model_name: str,
+        probe_every: int = 20,
+        collapse_nats: float = 5.0,
+        identical_spread: float = 1e-3,
+        cost_window: int = 50,
+        cost_noise: float = 5.0,
+        vanishing_fraction: float = 0.6,
+        off_target: float = 1.0,
+        patience: int = 3,
+    ):
+        self.statistics, self.mean, self.std = list(statistics), list(mean), list(std)
+        self.width = width
+        self.dim = int(width.shape[0])
+        self.model_name = model_name
+        self.probe_every, self.collapse_nats, self.identical_spread = probe_every, collapse_nats, identical_spread
+        self.cost_window, self.cost_noise = cost_window, cost_noise
+        self.vanishing_fraction, self.off_target, self.patience = vanishing_fraction, off_target, patience
+        self.last_probe: dict[str, Any] = {}  # the latest probe's numbers (flat fractions, target offsets)
+        self.initial_entropy: float | None = None
+        self._epoch_costs: list[float] = []
+        self._entropies: list[float] = []
+        self._vanishing_run = [0] * len(statistics)
+        self._reported: set[tuple[str, str | None]] = set()
+        self._pending: list[HealthFinding] = []
+
+    # --- advice -----------------------------------------------------------------------------------
+    def _compare(self) -> str:
+        targets = " ".join(f"--mean {s}={m:g} --std {s}={sd:g}" for s, m, sd in zip(self.statistics, self.mean, self.std))
+        return ("if the statistic cannot be made smooth, use the gradient-free methods on the same model and "
+                f"property: epi-dash compare {self.model_name} --methods snpe,smc {targets}")
+
+    def _check(self) -> str:
+        return f"run the pre-flight check: epi-dash check {self.model_name} (with the same --mean/--std/--set)"
+
+    def _add(self, finding: HealthFinding) -> None:
+        key = (finding.kind, finding.statistic)
+        if key not in self._reported:  # each problem once per run
+            self._reported.add(key)
+            self._pending.append(finding)
+
+    def take(self) -> list[HealthFinding]:
+        """Findings since the last call."""
+        out, self._pending = self._pending, []
+        return out
+
+    # --- observations -----------------------------------------------------------------------------
+    def wants_probe(self, iteration: int) -> bool:
+        return iteration % self.probe_every == 1 or self.probe_every == 1
+
+    def observe_batch(self, f: Tensor, z: Tensor, epoch: int, iteration: int) -> None:
+        """Probe the training batch: f: (n, m) statistics still attached to z: (n, dim)."""
+        if not self.wants_probe(iteration):
+            return
+        with torch.enable_grad():
+            grads = statistic_gradients(f, z)
+        std = torch.as_tensor(self.std, dtype=grads.dtype, device=grads.device)
+        flat, bad = gradient_flags(grads.detach(), self.width.to(grads), std)
+        finite = torch.isfinite(f.detach())
+        no_pull = (flat | ~finite).all(1)
+        fractions = torch.stack([flat.float().mean(0), (bad & finite).float().mean(0), no_pull.float().mean()[None].expand(flat.shape[1])])
+        spread = float(((z.detach().std(0) / self.width.to(z)).max()))
+        mean = torch.as_tensor(self.mean, dtype=f.dtype, device=f.device)
+        fd = f.detach()
+        batch_mean = torch.where(finite, fd, 0).sum(0) / finite.sum(0).clamp(min=1)
+        off = ((batch_mean - mean).abs() / std.to(fd)).cpu().numpy()  # target sds off the target mean
+        flat_f, bad_f, no_pull_f = fractions.cpu().numpy()
+        self.last_probe = {"iteration": iteration, "flat": flat_f.tolist(), "no_pull": float(no_pull_f[0]),
+                           "off": off.tolist(), "spread": spread}
+        for j, s in enumerate(self.statistics):
+            if bad_f[j] > 0:
+                self._add(HealthFinding(
+                    "non_finite", f"the gradient of {s} with respect to z is NaN or infinite on {bad_f[j]:.1%} of "
+                    f"the batch (epoch {epoch}, iteration {iteration}); the next step makes the flow's weights NaN",
+                    [f"avoid points of infinite slope in {s}: sqrt(x) at x = 0 (use sqrt(x + 1e-8)), abs or norms "
+                     "at 0, division by a quantity that can vanish", "a narrower box that excludes them", self._check()],
+                    epoch, iteration, s, {"fraction": float(bad_f[j])}))
+            vanishing = (flat_f[j] >= self.vanishing_fraction and no_pull_f[j] >= self.vanishing_fraction
+                         and off[j] > self.off_target)
+            self._vanishing_run[j] = self._vanishing_run[j] + 1 if vanishing else 0
+            if self._vanishing_run[j] >= self.patience:
+                self._add(HealthFinding(
+                    "vanishing_gradient",
+                    f"the gradient of {s} vanishes on {flat_f[j]:.0%} of the batch (epoch {epoch}, iteration "
+                    f"{iteration}; {self.patience} probes in a row) while its batch mean is {off[j]:.1f} target sds "
+                    f"from the target {self.mean[j]:g}: q sits where {s} is flat, so the constraints cannot pull "
+                    "it toward the target",
+                    [f"make {s} vary smoothly where it is now constant (soft thresholds: torch.sigmoid((x - x0) / "
+                     "width); softplus instead of clamp; a softmax-weighted spectral peak with a temperature)",
+                     "start q where it varies: --set init=abc; or narrow the box", self._check(), self._compare()],
+                    epoch, iteration, s, {"fraction": float(flat_f[j]), "off_target_sds": float(off[j])}))
+        if spread < self.identical_spread:
+            self._add(HealthFinding(
+                "identical_samples",
+                f"the samples of q are nearly identical: the largest spread of any parameter in the batch is "
+                f"{spread:.2g} of its range (epoch {epoch}, iteration {iteration})",
+                ["a smaller learning rate (--set lr=1e-4)", "a smaller initial penalty (--set c0=...)",
+                 "a wider target sd (--std STAT=...)", self._check()],
+                epoch, iteration, None, {"spread": spread}))
+
+    def observe_iteration(self, rec: Any) -> list[HealthFinding]:
+        """An ``IterationRecord``: collapse of the entropy, a cost rising within the epoch."""
+        if self.initial_entropy is None:
+            self.initial_entropy = rec.entropy
+        self._entropies = (self._entropies + [rec.entropy])[-10:]
+        self._epoch_costs.append(rec.cost)
+        h = float(np.median(self._entropies))
+        drop = (self.initial_entropy - h) / self.dim
+        if drop > self.collapse_nats or not math.isfinite(h):
+            self._add(HealthFinding(
+                "collapse",
+                f"q collapsed: its entropy fell from {self.initial_entropy:.3g} to {h:.3g} nats ({drop:.3g} nats per "
+                f"parameter; every sd shrunk about {math.exp(min(drop, 50)):.3g}-fold) by iteration {rec.iteration} "
+                f"(epoch {rec.epoch})",
+                ["a smaller learning rate (--set lr=1e-4)", "a smaller initial penalty (--set c0=...)",
+                 "a statistic that is smooth where q started (no flat regions or jumps)", "--set init=abc",
+                 self._check(), self._compare()],
+                rec.epoch, rec.iteration, None, {"initial_entropy": self.initial_entropy, "entropy": h}))
+        w = self.cost_window
+        costs = self._epoch_costs
+        if len(costs) >= 2 * w and len(costs) % w == 0:
+            first, last = np.asarray(costs[:w]), np.asarray(costs[-w:])
+            c0, c1 = float(np.median(first)), float(np.median(last))
+            noise = max(_robust_sd(first), _robust_sd(last))
+            if c1 - c0 > max(abs(c0), 1.0) and c1 - c0 > self.cost_noise * noise:
+                self._add(HealthFinding(
+                    "rising_cost",
+                    f"the cost rose from {c0:.4g} to {c1:.4g} within epoch {rec.epoch} (median of its first and "
+                    f"latest {w} iterations, up to iteration {rec.iteration}) while the optimizer followed its "
+                    "gradient: the gradient does not describe the cost, as when a statistic jumps or is flat "
+                    "where most of q is",
+                    ["a smoother statistic (no jumps, no flat regions)", "a smaller learning rate (--set lr=1e-4)",
+                     self._check(), self._compare()],
+                    rec.epoch, rec.iteration, None, {"cost_start": c0, "cost_now": c1}))
+        return self.take()
+
+    def observe_epoch(self, rec: Any) -> list[HealthFinding]:
+        """An ``EpochRecord``: starts the next epoch's cost watch."""
+        self._epoch_costs = []
+        return self.take()
+
+    def non_finite(self, statistic: str, fraction: float, epoch: int, iteration: int) -> HealthFinding:
+        """The finding for statistics that are NaN or infinite on ``fraction`` of a batch."""
+        return HealthFinding(
+            "non_finite",
+            f"{statistic} is NaN or infinite for {fraction:.1%} of the batch (epoch {epoch}, iteration {iteration})",
+            [f"guard the expression that produces {statistic}: clamp before sqrt/log/division, torch.where(ok, "
+             "value, fallback) with a finite fallback, or torch.nan_to_num", "a narrower box that excludes the "
+             "region where it is undefined", self._check()],
+            epoch, iteration, statistic, {"fraction": fraction})
