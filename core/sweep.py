@@ -3,7 +3,8 @@
 Dask LocalCluster or a remote scheduler); a finished task is not redone; per level the converged run of
 greatest entropy is selected (the paper's rule). UI-free.
 
-Layout of a sweep directory ``OUT``::
+Each task is an EPI training job (``core.epi_job``), so its run directory is an ordinary run that the
+library lists, resumes and opens. Layout of a sweep directory ``OUT``::
 
     OUT/sweep.json                      model, vary, seeds, settings, cells (level, seed, run_dir, outcome), selection
     OUT/<field>=<value>[,...]/seed-<s>/ an ordinary EPI run directory (run.json, trace.csv, ...)
@@ -22,7 +23,7 @@ from scipy import stats
 
 from .errors import InputError
 from .executors import map_tasks
-from .jobs import describe_error
+from .jobs import describe_error, resume_job, run_job
 from .settings import settings_for
 from .runs import atomic_write, json_default, load_run, read_run_json
 
@@ -134,7 +135,7 @@ def train_cell(cell: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train_cell(cell: dict[str, Any]) -> dict[str, Any]:
-    from .epi import EPITrainer
+    from .epi_job import KIND, epi_settings, train_epi
 
     run_dir = Path(cell["run_dir"])
     if (run_dir / "run.json").is_file():
@@ -142,13 +143,12 @@ def _train_cell(cell: dict[str, Any]) -> dict[str, Any]:
         if done["state"] in DONE_STATES:
             return {**done, "skipped": True}
         if (run_dir / "checkpoint.pt").is_file():
-            result = EPITrainer.resume(run_dir).train()
-            return {**cell_outcome(run_dir), "skipped": False, "error": result.error}
+            ended = resume_job(run_dir)
+            return {**cell_outcome(run_dir), "skipped": False, "error": ended.error or None}
     model, prop = _apply_level(cell["model"], cell["hyper"], cell["means"], cell["stds"], cell["level"])
     flow, opt = settings_for(model, **cell["settings"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    result = EPITrainer(model, prop, flow, opt, run_dir=run_dir).train()
-    return {**cell_outcome(run_dir), "skipped": False, "error": result.error}
+    ended = run_job(train_epi, epi_settings(cell["model"], model, prop, flow, opt), run_dir, kind=KIND)
+    return {**cell_outcome(run_dir), "skipped": False, "error": ended.error or None}
 
 
 def select(cells: list[dict[str, Any]], outcomes: list[dict[str, Any]]) -> dict[str, str | None]:

@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
 
+from core.epi_job import epi_settings, train_epi
 from core.errors import InputError
+from core.jobs import JobRunner, read_events
+from core.model import load_model
+from core.property import EmergentProperty
+from core.settings import settings_for
 from core.sweep import compare_levels, load_sweep, parse_vary, run_sweep, select, sweep_cells
 from epi_dash.cli import main
 
@@ -106,3 +112,24 @@ def test_cli_sweep_prints_the_table_and_names_bad_fields(tmp_path, capsys):
     assert "error: vary[real_lambda1.mean]: 'a' is not a number" in capsys.readouterr().err
     assert main(["sweep", "lds", "--vary", "real_lambda1.mean=1", "--scheduler", "nowhere"]) == 2
     assert "error: scheduler:" in capsys.readouterr().err
+
+
+def test_a_stopped_task_is_resumed_from_its_checkpoint_not_restarted(tmp_path):
+    settings = {**TINY, "num_epochs": 2, "iters_per_epoch": 200}
+    cells = sweep_cells("lds", {"real_lambda1.mean": [0.0]}, 1, tmp_path / "sw", settings=settings)
+    model = load_model("lds")
+    flow, opt = settings_for(model, **cells[0]["settings"])
+    prop = EmergentProperty.default_for(model, mean={"real_lambda1": 0.0})
+    runner = JobRunner()
+    runner.start(train_epi, epi_settings("lds", model, prop, flow, opt), cells[0]["run_dir"], kind="epi")
+    deadline = time.monotonic() + 60
+    while (runner.last_progress is None or runner.last_progress.step < 250) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    runner.stop()
+    runner.join(60)
+    stopped_at = json.loads((tmp_path / "sw" / "real_lambda1.mean=0" / "seed-1" / "run.json").read_text())["iterations"]
+    assert 250 <= stopped_at < 400
+    outcome = run_sweep(cells, tmp_path / "sw")["outcomes"][0]
+    assert not outcome["skipped"] and outcome["state"] == "finished"
+    steps = [e.step for e in read_events(cells[0]["run_dir"])[0] if e.kind == "progress"]
+    assert steps == list(range(1, 401))  # continued where it stopped: no iteration twice
