@@ -134,8 +134,8 @@ def isi_statistics(spikes: Spikes, t_start: float) -> dict[str, np.ndarray]:
     cell = b * n_max + u
     n_cells = B * n_max
     count = np.bincount(cell, minlength=n_cells).astype(float)
-    same = np.r_[False, cell[1:] == cell[:-1]]
-    isi = np.diff(t, prepend=0.0)[same]
+    same = np.r_[False, cell[1:] == cell[:-1]] if len(cell) else np.zeros(0, bool)
+    isi = np.diff(t, prepend=0.0)[same] if len(t) else np.zeros(0)
     isi_cell = cell[same]
     s1 = np.bincount(isi_cell, weights=isi, minlength=n_cells)
     s2 = np.bincount(isi_cell, weights=isi ** 2, minlength=n_cells)
