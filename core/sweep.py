@@ -223,3 +223,30 @@ def compare_levels(samples: dict[str, np.ndarray], model_name: str, parameter_na
             rows.append({"statistic": name, "levels": f"{high} vs {low}", "mean_high": float(b.mean()),
                          "mean_low": float(a.mean()), "t": float(test.statistic), "p": float(test.pvalue)})
     return rows
+
+
+def sweep_job(ctx) -> dict[str, Any]:
+    """A whole sweep as one job (core.jobs), e.g. launched from the dashboard: settings ``model``,
+    ``vary`` ({field: levels}), ``seeds``, optional ``hyper``, ``means``, ``stds``, ``settings`` (flow and
+    optimizer), ``scheduler``; the sweep directory is the job's run directory. Progress: one step per
+    finished task. A stop ends it after the running task (rerunning continues the sweep)."""
+    from .jobs import JobStopped
+
+    s = ctx.settings
+    cells = sweep_cells(s["model"], s["vary"], int(s.get("seeds", 1)), ctx.run_dir, hyper=s.get("hyper"),
+                        means=s.get("means"), stds=s.get("stds"), settings=s.get("settings"))
+    done = 0
+
+    def arrived(k: int, outcome: dict[str, Any]) -> None:
+        nonlocal done
+        done += 1
+        ctx.progress(done, len(cells), converged=float(bool(outcome.get("converged"))),
+                     entropy=outcome.get("entropy", float("nan")))
+        ctx.emit("cell", persist=True, index=k, outcome=outcome)
+        if ctx.stop_requested:
+            raise JobStopped()
+
+    description = {key: s.get(key) for key in ("model", "vary", "seeds", "hyper", "settings", "means", "stds")}
+    manifest = run_sweep(cells, ctx.run_dir, scheduler=s.get("scheduler"), on_result=arrived,
+                         description=description)
+    return {"selection": manifest["selection"], "tasks": len(cells)}

@@ -2,6 +2,8 @@
 
 ``EPI_DASH_RUNS_DIR``  runs directory (default ``runs``)
 ``EPI_DASH_MODEL_PATH`` folders with user model files, separated by ``os.pathsep`` (``:`` on Linux)
+``EPI_DASH_SCHEDULER`` where trainings run: unset for this server process (the embedded default), or the
+                       address of a Dask scheduler (``epi-dash serve --scheduler`` sets it)
 ``EPI_DASH_TORCH_THREADS`` torch intra-op threads in the server (default 1: every session trains in its
                        own Python thread, and intra-op threads on top oversubscribe the cores; measured
                        on 2 busy cores: LDS batch 100 ran 241 it/s with 1 thread, 8 it/s with 2)
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from core.model import Model, available_models, load_model_class
 RUNS_DIR_ENV = "EPI_DASH_RUNS_DIR"
 MODEL_PATH_ENV = "EPI_DASH_MODEL_PATH"
 TORCH_THREADS_ENV = "EPI_DASH_TORCH_THREADS"
+SCHEDULER_ENV = "EPI_DASH_SCHEDULER"
 
 
 def runs_dir_from_env(default: str | Path = "runs") -> Path:
@@ -33,6 +37,33 @@ def model_path_from_env() -> list[Path]:
     """Folders listed in ``$EPI_DASH_MODEL_PATH`` (empty when unset)."""
     raw = os.environ.get(MODEL_PATH_ENV, "")
     return [Path(p).expanduser() for p in raw.split(os.pathsep) if p.strip()]
+
+
+def scheduler_from_env() -> str | None:
+    """``$EPI_DASH_SCHEDULER`` (a Dask scheduler address), or None for the embedded executor."""
+    return os.environ.get(SCHEDULER_ENV) or None
+
+
+def executor_from_env():
+    """The executor trainings of this server process go to: the embedded in-process executor, or one
+    Dask executor per scheduler address, shared by every session of the process (one client connection).
+    An unreachable scheduler raises an InputError naming "scheduler"."""
+    from core.executors import InProcessExecutor
+
+    address = scheduler_from_env()
+    if address is None:
+        return InProcessExecutor()
+    with _EXECUTORS_LOCK:
+        if address not in _EXECUTORS:
+            from core.executors import DaskExecutor
+
+            _EXECUTORS[address] = DaskExecutor(address)
+        return _EXECUTORS[address]
+
+
+#: one Dask client per scheduler address and server process (sessions share the connection)
+_EXECUTORS: dict[str, object] = {}
+_EXECUTORS_LOCK = threading.Lock()
 
 
 def configure_torch_threads() -> int:

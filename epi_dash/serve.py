@@ -28,7 +28,7 @@ from pathlib import Path
 
 from core.errors import InputError
 
-from .config import MODEL_PATH_ENV, RUNS_DIR_ENV
+from .config import MODEL_PATH_ENV, RUNS_DIR_ENV, SCHEDULER_ENV
 
 
 def websocket_origins(address: str, port: int, extra: list[str] | None = None) -> list[str]:
@@ -73,6 +73,35 @@ def apps() -> dict[str, callable]:
     return found
 
 
+def start_scheduler(scheduler: str) -> str | None:
+    """The Dask scheduler address sessions send trainings to: a LocalCluster started now for "local"
+    (closed when the process exits), else ``scheduler`` once it answers. An unreachable scheduler is
+    reported and None returned: the server still starts, with trainings in its own process."""
+    import atexit
+
+    from core.executors import check_scheduler, dask_client
+
+    check_scheduler(scheduler)
+    if scheduler == "sync":
+        raise InputError("scheduler", "'sync' is for tests; use 'local' or a scheduler address")
+    if scheduler == "local":
+        from distributed import LocalCluster
+
+        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        atexit.register(cluster.close)
+        print(f"Dask LocalCluster with {len(cluster.workers)} workers at {cluster.scheduler_address}", flush=True)
+        return cluster.scheduler_address
+    try:
+        with dask_client(scheduler) as client:
+            workers = len(client.scheduler_info().get("workers", {}))
+    except InputError as exc:
+        print(f"warning: {exc.field}: {exc.message}; trainings run in this server process", flush=True)
+        return None
+    print(f"Dask scheduler {scheduler}: {workers} workers", flush=True)
+    return scheduler
+
+
 def end_workers_with_supervisor(supervisor: int, every: float = 0.5) -> None:
     """In every process forked from ``supervisor`` from now on, watch it (each ``every`` s): once it is
     gone, interrupt this process as Ctrl-C does (panel then stops the server and the process exits normally)."""
@@ -92,9 +121,10 @@ def end_workers_with_supervisor(supervisor: int, every: float = 0.5) -> None:
 
 def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: list[str] | None = None,
           runs_dir: str | Path = "runs", model_path: list[str] | None = None, show: bool = False,
-          threaded: bool = False, num_procs: int = 1):
+          threaded: bool = False, num_procs: int = 1, scheduler: str | None = None):
     """Serve both apps until interrupted (``threaded=True``: return the server thread; ``.stop()`` it).
-    ``num_procs``: server processes sharing the port (0: one per CPU core)."""
+    ``num_procs``: server processes sharing the port (0: one per CPU core). ``scheduler``: trainings run
+    on Dask ("local": a LocalCluster started here; or a scheduler's address) instead of this process."""
     import panel as pn
 
     num_procs = num_procs or os.cpu_count() or 1
@@ -103,6 +133,11 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
     if num_procs > 1 and threaded:
         raise InputError("num_procs", "a threaded server runs in this process only; use num_procs=1")
     configure_environment(runs_dir, model_path)
+    os.environ.pop(SCHEDULER_ENV, None)
+    if scheduler is not None:
+        address = start_scheduler(scheduler)
+        if address is not None:
+            os.environ[SCHEDULER_ENV] = address
     if num_procs > 1:
         end_workers_with_supervisor(os.getpid())
     pages = apps()

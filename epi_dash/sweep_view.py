@@ -1,0 +1,192 @@
+"""The "Sweep" view: launch EPI over property levels x seeds (the paper's X(y), Fig 2E-F) as one background
+job, follow it, and compare the selected posteriors across levels (marginals side by side, the paper's
+comparison statistic with its Welch test)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+
+from core.errors import InputError
+from core.jobs import JobRunner
+from core.model import load_model
+from core.runs import reserve_run_dir
+from core.sweep import compare_levels, level_label, level_samples, load_sweep, parse_vary, sweep_cells, sweep_job
+
+from .config import scheduler_from_env
+
+DRAIN_PERIOD_MS = 500
+LEVEL_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
+
+
+def parse_settings(text: str) -> dict[str, Any]:
+    """``"iters_per_epoch=500, batch_size=200"`` -> dict (numbers parsed), naming the field when malformed."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise InputError("settings", f"expected NAME=VALUE, got {item!r}")
+        try:
+            number = float(value)
+            out[name.strip()] = int(number) if number.is_integer() and "." not in value else number
+        except ValueError:
+            out[name.strip()] = value.strip()
+    return out
+
+
+class SweepSetup(param.Parameterized):
+    """What a sweep varies: ``vary`` as FIELD=V1,V2 (several separated by ';'), ``seeds`` per level."""
+
+    model = param.String(default="v1", doc="registered model name or path/to/file.py:Class")
+    vary = param.String(default="s_E.mean=5,10", doc="FIELD=V1,V2[; FIELD=...]: STAT.mean, STAT.std or a hyperparameter")
+    seeds = param.Integer(default=3, bounds=(1, 20), doc="seeds per level (the converged one of greatest entropy is kept)")
+    settings = param.String(default="", doc="flow/optimizer settings for every run, NAME=VALUE, ... (optional)")
+
+    def job_settings(self) -> dict[str, Any]:
+        """The sweep job's settings, validated (an InputError naming the field)."""
+        vary = parse_vary([v for v in (t.strip() for t in self.vary.split(";")) if v])
+        settings = parse_settings(self.settings)
+        sweep_cells(self.model, vary, self.seeds, "/nonexistent-validation-only", settings=settings)
+        return {"model": self.model, "vary": vary, "seeds": self.seeds, "settings": settings,
+                "scheduler": scheduler_from_env()}
+
+
+def marginals_view(samples: dict[str, np.ndarray], names: list[str]) -> hv.Layout:
+    """One panel per parameter: each level's marginal of its selected q (step histograms, one color a level)."""
+    panels = []
+    for k, name in enumerate(names):
+        overlays = [hv.Histogram(np.histogram(z[:, k], bins=30, density=True), kdims=[name], vdims=["density"],
+                                 label=label).opts(alpha=0.35, color=LEVEL_COLORS[i % len(LEVEL_COLORS)],
+                                                   line_color=None)
+                    for i, (label, z) in enumerate(samples.items())]
+        panels.append(hv.Overlay(overlays).opts(width=260, height=200, title=name, show_legend=k == 0,
+                                                legend_position="top_right", toolbar=None))
+    return hv.Layout(panels).cols(4)
+
+
+def cells_frame(manifest: dict[str, Any]) -> pd.DataFrame:
+    selected = {v for v in manifest.get("selection", {}).values() if v}
+    rows = []
+    for cell, outcome in zip(manifest.get("cells", []), manifest.get("outcomes", [])):
+        outcome = outcome or {}
+        rows.append({"level": level_label(cell["level"]), "seed": cell["seed"], "state": outcome.get("state", "queued"),
+                     "converged": bool(outcome.get("converged")), "entropy": outcome.get("entropy", math.nan),
+                     "selected": cell["run_dir"] in selected})
+    return pd.DataFrame(rows, columns=["level", "seed", "state", "converged", "entropy", "selected"])
+
+
+class SweepView(pn.viewable.Viewer):
+    """Launch, follow and read a sweep; one per session."""
+
+    def __init__(self, runs_dir: str | Path, **params):
+        super().__init__(**params)
+        self.runs_dir = Path(runs_dir)
+        self.setup = SweepSetup()
+        self.runner = JobRunner()
+        self.sweep_dir: Path | None = None
+        form = pn.Param(self.setup, parameters=["model", "vary", "seeds", "settings"], show_name=False,
+                        widgets={"seeds": pn.widgets.IntInput}, sizing_mode="stretch_width")
+        self.launch_button = pn.widgets.Button(label="Launch sweep", color="primary", width=140)
+        self.stop_button = pn.widgets.Button(label="Stop", color="danger", width=90, disabled=True)
+        self.open_select = pn.widgets.Select(label="Or open a sweep", options=self._sweep_options(), width=320)
+        self.status = pn.pane.Markdown("Set up a sweep and press **Launch sweep**, or open one.",
+                                       sizing_mode="stretch_width")
+        self.progress = pn.indicators.Progress(value=0, max=1, sizing_mode="stretch_width", visible=False)
+        self.cells = pn.widgets.Tabulator(cells_frame({}), disabled=True, show_index=False, height=200,
+                                          sizing_mode="stretch_width",
+                                          formatters={"converged": {"type": "tickCross"},
+                                                      "selected": {"type": "tickCross"},
+                                                      "entropy": {"type": "money", "precision": 3}})
+        self.results = pn.Column(sizing_mode="stretch_width")
+        self.launch_button.on_click(lambda _e: self.launch())
+        self.stop_button.on_click(lambda _e: self.runner.stop())
+        self.open_select.param.watch(lambda e: e.new and self.open(e.new), "value")
+        self._form = form
+        self._callback = None
+        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+            self._callback = pn.state.add_periodic_callback(self.drain, period=DRAIN_PERIOD_MS)
+
+    def _sweep_options(self) -> dict[str, str]:
+        found = sorted(self.runs_dir.glob("**/sweep.json"), key=lambda f: f.stat().st_mtime, reverse=True)
+        return {"": "", **{str(f.parent.relative_to(self.runs_dir)): str(f.parent) for f in found}}
+
+    def launch(self) -> None:
+        """Validate the set-up and start the sweep job in the background."""
+        try:
+            settings = self.setup.job_settings()
+        except InputError as exc:
+            self.status.object = f"⚠ **{exc.field}**: {exc.message}"
+            return
+        name = f"sweep-{Path(self.setup.model).stem.split(':')[0]}-{time.strftime('%Y%m%d-%H%M%S')}"
+        try:
+            self.sweep_dir = reserve_run_dir(self.runs_dir, name)
+            self.runner.start(sweep_job, settings, self.sweep_dir, kind="sweep")
+        except InputError as exc:
+            self.status.object = f"⚠ **{exc.field}**: {exc.message}"
+            return
+        where = settings["scheduler"] or "this server process"
+        self.status.object = f"**Running** sweep `{self.sweep_dir.name}` on {where}…"
+        self.progress.param.update(visible=True, value=0, max=1)
+        self.launch_button.disabled, self.stop_button.disabled = True, False
+
+    def drain(self) -> None:
+        """Periodic callback: progress and finished tasks into the page."""
+        events = self.runner.drain()
+        if not events or self.sweep_dir is None:
+            return
+        for event in events:
+            if event.kind == "progress":
+                self.progress.param.update(max=max(event.total, 1), value=event.step)
+                self.status.object = f"**Running** sweep `{self.sweep_dir.name}`: {event.step}/{event.total} runs done"
+            elif event.kind == "finished":
+                self.launch_button.disabled, self.stop_button.disabled = False, True
+                verdict = {"finished": "**Finished**", "stopped": "**Stopped** (launching the same sweep directory "
+                           "again continues it)"}.get(event.state, f"**Failed**: {event.message}")
+                self.status.object = f"{verdict} · sweep `{self.sweep_dir.name}`"
+                self.open_select.options = self._sweep_options()
+        self.show(self.sweep_dir)
+
+    def open(self, sweep_dir: str | Path) -> None:
+        self.sweep_dir = Path(sweep_dir)
+        self.show(self.sweep_dir)
+        self.status.object = f"Opened sweep `{self.sweep_dir.name}`"
+
+    def show(self, sweep_dir: Path) -> None:
+        """Tasks table, then (once two levels have a selected run) marginals and the comparison."""
+        try:
+            manifest = load_sweep(sweep_dir)
+        except InputError:
+            return
+        self.cells.value = cells_frame(manifest)
+        samples = level_samples(manifest)
+        if len(samples) < 2:
+            self.results.objects = [pn.pane.Markdown(
+                "*The posteriors across levels appear once at least two levels have a converged run.*")]
+            return
+        model = load_model(manifest["model"], **(manifest.get("hyper") or {}))
+        names = model.parameter_names
+        rows = compare_levels(samples, model.model_name or type(model).__name__, names)
+        table = pd.DataFrame(rows)[["statistic", "levels", "mean_high", "mean_low", "t", "p"]]
+        self.results.objects = [
+            pn.pane.Markdown("### Selected q per level (converged run of greatest entropy)"),
+            pn.pane.HoloViews(marginals_view(samples, names[:8]), linked_axes=False),
+            pn.pane.Markdown("### Across levels (Welch t-test on 2,000 samples of each selected q)"),
+            pn.widgets.Tabulator(table, disabled=True, show_index=False, sizing_mode="stretch_width",
+                                 formatters={c: {"type": "money", "precision": 4} for c in ("mean_high", "mean_low", "t")}
+                                 | {"p": {"type": "plaintext"}}),
+        ]
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.Row(pn.Column(self._form, pn.Row(self.launch_button, self.stop_button), width=420),
+                   pn.Column(self.open_select, self.status, self.progress, self.cells, sizing_mode="stretch_width"),
+                   sizing_mode="stretch_width"),
+            self.results, sizing_mode="stretch_width")
