@@ -396,7 +396,7 @@ DA = DAModel(
     seed_ranges={"Kd": (6.0, 10.0), "CaL": (0.015, 0.075), "NMDA": (0.012, 0.012), "leak": (0.0087, 0.017)},
     seed_solved=("Na", "CaN", "ERG"), seed_dics=(-3.9 * 0.5 - 11.0, 0.5, 5.0),
     upper={},
-    t_total=6000.0, t_transient=2000.0, dt=0.05, dt_noise=0.05,
+    t_total=10000.0, t_transient=2000.0, dt=0.05, dt_noise=0.05,
 )
 
 MODELS: dict[str, ConductanceModel] = {"stg": STG, "da": DA}
