@@ -11,6 +11,10 @@ Settings (plain JSON): ``model`` (a registered name or ``path/to/file.py:Class``
 
 The run directory is an ordinary EPI run (run.json, trace.csv, checkpoint.pt, samples.npz: ``core.runs``)
 with the job's fields (kind "epi", function, settings) added to run.json.
+
+In-process submitters (the dashboard) may hand the job two objects (``JobContext.objects``):
+``make_trainer(ctx) -> EPITrainer`` (a model object built in the UI, which settings cannot always name) and
+``on_trainer(trainer)`` (called before training: the place to add the UI's own callbacks).
 """
 
 from __future__ import annotations
@@ -52,8 +56,9 @@ def build_trainer(ctx: JobContext) -> EPITrainer:
 def train_epi(ctx: JobContext, snapshot_every: int = 0, snapshot_samples: int = 500) -> dict[str, Any]:
     """Train (or continue) EPI in ``ctx.run_dir``; returns the outcome (state "converged" when it passed
     the test). A stop asked through the job ends the trainer after its iteration, with a checkpoint."""
-    trainer = build_trainer(ctx)
-    trainer.extra_meta = {"kind": KIND}
+    make = ctx.objects.get("make_trainer")
+    trainer = make(ctx) if make is not None else build_trainer(ctx)
+    trainer.extra_meta = {"kind": KIND, "function": f"{__name__}:train_epi", "settings": ctx.settings}
     opt = trainer.opt
     total = opt.num_epochs * opt.iters_per_epoch
     cons, stats = trainer.property.constraint_names, trainer.property.statistics
@@ -77,9 +82,16 @@ def train_epi(ctx: JobContext, snapshot_every: int = 0, snapshot_samples: int = 
         ctx.emit("epoch", persist=True, **{k: v for k, v in asdict(rec).items() if k != "health"})
 
     trainer.add_callback(on_iteration=on_iteration, on_epoch=on_epoch)
+    if ctx.objects.get("on_trainer") is not None:
+        ctx.objects["on_trainer"](trainer)
     if ctx.stop_requested:
         raise JobStopped()
     result = trainer.train()
+    if result.state == "unhealthy":  # the health watch stopped it (core.health): kept, resumable
+        for finding in getattr(result, "health", []) or []:
+            ctx.message(finding.get("message", str(finding)) if isinstance(finding, dict) else str(finding),
+                        level="warning")
+        raise JobStopped()
     if result.state == "stopped":
         raise JobStopped()
     if result.state == "failed":

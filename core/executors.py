@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from .errors import InputError
-from .jobs import (STOP_FILE, JobEvent, JobFunction, JobResult, JobRunner, function_name, read_events, request_stop,
+from .jobs import (CHECKPOINT_FILE, STOP_FILE, JobEvent, JobFunction, JobResult, JobRunner, function_name, read_events, request_stop,
                    resume_job, run_job)
 
 #: how long a client waits for a remote scheduler before saying it cannot reach it
@@ -156,8 +156,9 @@ class InProcessExecutor:
 
 
 def _run_on_worker(function: str, settings: dict[str, Any], run_dir: str, kind: str, resume: bool) -> dict[str, Any]:
-    """What a Dask worker runs: the job, writing its run directory (module-level so workers import it)."""
-    if resume:
+    """What a Dask worker runs: the job, writing its run directory (module-level so workers import it).
+    A task that Dask runs again because its worker died continues from the job's last checkpoint."""
+    if resume or (Path(run_dir) / CHECKPOINT_FILE).is_file():
         result = resume_job(run_dir, clear_stop=False)
     else:
         result = run_job(function, settings, run_dir, kind, clear_stop=False)

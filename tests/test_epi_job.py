@@ -75,3 +75,29 @@ def test_an_epi_job_on_a_dask_worker_streams_through_its_run_directory(tmp_path)
     assert kinds[0] == "started" and kinds[-1] == "finished" and kinds.count("progress") == 30 and kinds.count("epoch") == 2
     meta = json.loads((tmp_path / "r" / "run.json").read_text())
     assert meta["process"]["pid"] != os.getpid() and meta["kind"] == "epi"
+
+
+def test_a_training_whose_dask_worker_dies_is_run_again_from_its_checkpoint(tmp_path):
+    import signal
+
+    executor = DaskExecutor("local", n_workers=1)
+    try:
+        handle = executor.submit(train_epi, lds_settings(num_epochs=3, iters_per_epoch=150), tmp_path / "r", kind="epi")
+        deadline = time.monotonic() + 120
+        events = []
+        while not any(e.kind == "epoch" for e in events) and time.monotonic() < deadline:
+            events += handle.drain()
+            time.sleep(0.05)
+        worker = json.loads((tmp_path / "r" / "run.json").read_text())["process"]["pid"]
+        os.kill(worker, signal.SIGKILL)  # the worker is lost mid-training; its nanny starts a new one
+        assert handle.result(timeout=180).state in ("finished", "converged")
+        events += handle.drain()
+    finally:
+        executor.close()
+    started = [e.message for e in events if e.kind == "started"]
+    assert started == ["epi started", "epi resumed"]
+    resumed_at = [e.kind for e in events].index("started", 1)
+    first_after = next(e.step for e in events[resumed_at:] if e.kind == "progress")
+    assert first_after == 151  # continued from the checkpoint at the end of epoch 1, not from scratch
+    meta = json.loads((tmp_path / "r" / "run.json").read_text())
+    assert meta["iterations"] > 150 and meta["process"]["pid"] != worker
