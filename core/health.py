@@ -76,9 +76,9 @@ class HealthWatch:
         identical_spread: float = 1e-3,
         cost_window: int = 50,
         cost_noise: float = 5.0,
-        vanishing_fraction: float = 0.6,
+        vanishing_fraction: float = 0.75,
         off_target: float = 1.0,
-        patience: int = 3,
+        patience: int = 5,
     ):
         self.statistics, self.mean, self.std = list(statistics), list(mean), list(std)
         self.width = width

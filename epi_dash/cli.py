@@ -87,7 +87,13 @@ class ProgressPrinter:
             return
         self.bar.set_postfix_str(startup_phase(trainer))
 
+    def health(self, findings) -> None:
+        """Health findings (core.health) as they come, with their advice."""
+        for f in findings:
+            (self.bar.write if self.bar else print)(f.to_text())
+
     def iteration(self, rec) -> None:
+        self.health(rec.health)
         if self.bar is None:
             return
         self.bar.update(1)
@@ -97,6 +103,7 @@ class ProgressPrinter:
             self.bar.set_postfix_str(f"epoch {rec.epoch} H {rec.entropy:.3f} max|R| {max(map(abs, rec.R)):.3g} c {rec.c:.3g}")
 
     def epoch(self, rec) -> None:
+        self.health(rec.health)
         ps = ", ".join(f"{n} p={p:.3f}" for n, p in zip(self.names, rec.p_values))
         msg = (f"epoch {rec.epoch}: {'CONVERGED' if rec.converged else 'not converged'} "
                f"(H {rec.entropy:.3f}; {ps}){'; c increased' if rec.c_increased else ''}")
@@ -123,7 +130,14 @@ def _train_one(trainer: EPITrainer, quiet: bool):
 
 def _report(result) -> int:
     where = result.run_dir
+    if result.state == "unhealthy":
+        print(f"stopped by the health watch after {result.iterations} iterations (findings above, also in "
+              f"{where}/run.json); the checkpoint from before the finding is kept. To train on anyway: "
+              "--set health=warn", file=sys.stderr)
+        return 4
     if result.state == "failed":
+        for h in result.health:  # a NaN statistic: the health watch's advice
+            print("\n".join([f"health [{h['kind']}] {h['message']}", *(f"    - {a}" for a in h["advice"])]))
         print(f"error: {result.error}", file=sys.stderr)
         return 1
     if result.state == "stopped":
@@ -235,7 +249,8 @@ def cmd_serve(args) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         serve(address=args.address, port=args.port, allow_websocket_origin=args.allow_websocket_origin or None,
-              runs_dir=args.runs_dir, model_path=args.model_path or None, show=args.show, num_procs=args.num_procs)
+              runs_dir=args.runs_dir, model_path=args.model_path or None, show=args.show, num_procs=args.num_procs,
+              scheduler=args.scheduler)
     except KeyboardInterrupt:  # Ctrl-C reaching the supervisor of --num-procs workers (they stop on their own)
         return 0
     except OSError as exc:  # raised while binding, before anything is served
@@ -315,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-procs", type=process_count, default=1, metavar="N",
                    help="server processes sharing the port, each training its own sessions' runs on its own "
                    "core (0: one per CPU core; default 1). Use it when many people train at once")
+    p.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:8786",
+                   help="run trainings on Dask distributed: 'local' starts a LocalCluster here, an address uses "
+                   "that scheduler's workers (they must see the runs directory and model path at the same paths)")
     p.set_defaults(func=cmd_serve)
 
     for name in VERB_GROUPS:

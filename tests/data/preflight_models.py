@@ -28,12 +28,12 @@ class Flat(_Closed):
 
 
 class FlatCorner(_Closed):
-    """rate = 4 relu(z1 - 0.5): flat on 3/4 of the box, including where q starts (its centre)."""
+    """rate = 10 relu(z1 - 0.8): flat on 9/10 of the box, including where q starts (its centre)."""
 
     statistics = (Statistic("rate", mean=1.0, std=0.1),)
 
     def measure(self, x, z):
-        return 4 * (z[:, :1] - 0.5).clamp(min=0)
+        return 10 * (z[:, :1] - 0.8).clamp(min=0)
 
 
 class SoftCorner(_Closed):
@@ -42,7 +42,7 @@ class SoftCorner(_Closed):
     statistics = (Statistic("rate", mean=1.0, std=0.1),)
 
     def measure(self, x, z):
-        return 4 * 0.1 * torch.nn.functional.softplus((z[:, :1] - 0.5) / 0.1)
+        return 10 * 0.2 * torch.nn.functional.softplus((z[:, :1] - 0.8) / 0.2)
 
 
 class Step(_Closed):
@@ -70,3 +70,22 @@ class Linear(_Closed):
 
     def measure(self, x, z):
         return z[:, :1] + z[:, 1:]
+
+
+class SqrtRate(_Closed):
+    """rate = sqrt(z1 * (z1 > 0)): finite everywhere, but its gradient is NaN where z1 < 0 (0 * inf)."""
+
+    statistics = (Statistic("rate", mean=0.5, std=0.1),)
+
+    def measure(self, x, z):
+        z1 = z[:, :1]
+        return torch.sqrt(z1 * (z1 > 0))
+
+
+class Sawtooth(_Closed):
+    """saw = z1 + 0.5 floor(8 z2): a gradient everywhere, but 15 jumps of 0.5 across the box."""
+
+    statistics = (Statistic("saw", mean=0.0, std=1.0),)
+
+    def measure(self, x, z):
+        return z[:, :1] + 0.5 * torch.floor(8 * z[:, 1:])
