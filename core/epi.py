@@ -39,6 +39,7 @@ class IterationRecord:
     eta: list[float]
     c: float
     wall_time: float
+    health: list = field(default_factory=list)  # core.health.HealthFinding found at this iteration
 
 
 @dataclass
@@ -55,6 +56,7 @@ class EpochRecord:
     mean_sq_norm: float
     c_increased: bool
     wall_time: float
+    health: list = field(default_factory=list)  # core.health.HealthFinding found at this epoch's end
 
 
 @dataclass
@@ -69,6 +71,7 @@ class EPIResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     state: str = "finished"
     error: str | None = None
+    health: list[dict[str, Any]] = field(default_factory=list)  # the health watch's findings (as dicts)
 
 
 def augmented_lagrangian_loss(
@@ -142,6 +145,13 @@ class EPITrainer:
         self._iteration_callbacks: list[Callable[[IterationRecord], None]] = []
         self._epoch_callbacks: list[Callable[[EpochRecord], None]] = []
         self.writer = RunWriter(run_dir) if run_dir is not None else None
+        self.health_findings: list[dict[str, Any]] = []  # every finding of the health watch (run.json "health")
+        self.health_watch = None
+        if self.opt.health != "off":
+            from .health import HealthWatch
+
+            self.health_watch = HealthWatch(prop.statistics, prop.mean, prop.std, (upper - lower).to(self.device),
+                                            model.model_name or type(model).__name__)
 
     # --- listeners and control ----------------------------------------------------------------
     def add_callback(
@@ -185,6 +195,9 @@ class EPITrainer:
             bad = ~torch.isfinite(f)
             j = int(bad.any(0).nonzero()[0])
             frac = float(bad[:, j].float().mean())
+            if self.health_watch is not None:
+                self.health_findings.append(self.health_watch.non_finite(
+                    self.property.statistics[j], frac, self.epoch + 1, self.iteration + 1).to_dict())
             raise TrainingError(
                 f"statistic {self.property.statistics[j]!r} is NaN or infinite for {frac:.1%} of the "
                 f"batch (epoch {self.epoch + 1}, iteration {self.iteration + 1}); training stopped, "
@@ -273,6 +286,8 @@ class EPITrainer:
             self.flow.train()
         z, log_q = self.flow.rsample_and_log_prob(self.opt.batch_size, self.generator)
         f = self._statistics(z)
+        if self.health_watch is not None:  # every probe_every iterations: per-draw gradients of f w.r.t. z
+            self.health_watch.observe_batch(f, z, self.epoch + 1, self.iteration + 1)
         T = self.property.sufficient_statistics(f).clamp(-T_CLIP, T_CLIP)
         loss, entropy, R = augmented_lagrangian_loss(log_q, T, self.mu_opt, self.eta, self.c)
         if not torch.isfinite(loss):
@@ -363,8 +378,16 @@ class EPITrainer:
                             self.state = "stopped"
                             self._checkpoint()
                             return self._result()
-                        self._emit(self._iteration_callbacks, self.step())
+                        rec = self.step()
+                        rec.health = self.health_watch.observe_iteration(rec) if self.health_watch else []
+                        self._emit(self._iteration_callbacks, rec)
+                        if self._unhealthy(rec.health):
+                            return self._result()
                     rec = self.end_epoch()
+                    rec.health = self.health_watch.observe_epoch(rec) if self.health_watch else []
+                    if self._unhealthy(rec.health):  # before the checkpoint: the last one predates the finding
+                        self._emit(self._epoch_callbacks, rec)
+                        return self._result()
                     self._checkpoint()
                     self._emit(self._epoch_callbacks, rec)
             self.state = "converged" if self.converged else "finished"
@@ -380,6 +403,17 @@ class EPITrainer:
         self._stop.clear()
         return self._result()
 
+    def _unhealthy(self, findings: list) -> bool:
+        """Record health findings; True when they end the run (``health="stop"``: state "unhealthy",
+        the checkpoint on disk is the last one before the finding)."""
+        if not findings:
+            return False
+        self.health_findings += [f.to_dict() for f in findings]
+        if self.opt.health == "stop":
+            self.state, self.error = "unhealthy", "; ".join(f.message for f in findings)
+        self._write_meta()
+        return self.state == "unhealthy"
+
     def _result(self) -> EPIResult:
         elapsed = self._elapsed_now()
         entropy = final_entropy(self.history)
@@ -387,7 +421,7 @@ class EPITrainer:
             converged=self.converged, epochs=self.epoch, iterations=self.iteration, wall_time_s=elapsed,
             entropy=entropy, distribution=self.distribution,
             run_dir=str(self.writer.path) if self.writer else None, history=list(self.history),
-            state=self.state, error=self.error,
+            state=self.state, error=self.error, health=list(self.health_findings),
         )
 
     # --- persistence --------------------------------------------------------------------------
@@ -409,6 +443,7 @@ class EPITrainer:
             "state": self.state,
             "process": process_identity(),
             "error": self.error,
+            "health": self.health_findings,
             "converged": self.converged,
             "epochs": self.epoch,
             "iterations": self.iteration,
@@ -478,6 +513,9 @@ class EPITrainer:
         trainer._elapsed = state["elapsed"]
         trainer.init_info = state.get("init_info", {})
         trainer.trace_rows = [r for r in read_trace_rows(path) if r[0] <= trainer.iteration]
+        trainer.health_findings = list(meta.get("health", []))
+        if trainer.health_watch is not None and trainer.trace_rows:  # collapse is judged from the first entropy
+            trainer.health_watch.initial_entropy = trainer.trace_rows[0][2]
         trainer.state = "stopped"
         return trainer
 
