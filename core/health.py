@@ -192,7 +192,7 @@ class HealthWatch:
         if len(costs) >= 2 * w and len(costs) % w == 0:
             first, last = np.asarray(costs[:w]), np.asarray(costs[-w:])
             c0, c1 = float(np.median(first)), float(np.median(last))
-            noise = max(_robust_sd(first), _robust_sd(last))
+            noise = max(_robust_sd(np.diff(first)), _robust_sd(np.diff(last))) / math.sqrt(2)  # not the trend
             if c1 - c0 > max(abs(c0), 1.0) and c1 - c0 > self.cost_noise * noise:
                 self._add(HealthFinding(
                     "rising_cost",

@@ -18,7 +18,7 @@ def model(name):
 
 @pytest.mark.parametrize("name, means, expected", [
     ("Flat", {}, ["flat"]),  # relu: zero gradient on half the box
-    ("FlatCorner", {}, ["flat"]),  # zero gradient on 9/10 of the box
+    ("FlatCorner", {}, ["flat"]),  # zero gradient on 95 % of the box
     ("SoftCorner", {}, []),  # the same statistic through softplus: fixed
     ("Step", {}, ["step"]),  # a staircase
     ("Sawtooth", {}, ["jumps"]),  # a gradient everywhere, but jumps

@@ -28,12 +28,12 @@ class Flat(_Closed):
 
 
 class FlatCorner(_Closed):
-    """rate = 10 relu(z1 - 0.8): flat on 9/10 of the box, including where q starts (its centre)."""
+    """rate = 20 relu(z1 - 0.9): flat on 95 % of the box, including where q starts (its centre)."""
 
     statistics = (Statistic("rate", mean=1.0, std=0.1),)
 
     def measure(self, x, z):
-        return 10 * (z[:, :1] - 0.8).clamp(min=0)
+        return 20 * (z[:, :1] - 0.9).clamp(min=0)
 
 
 class SoftCorner(_Closed):
@@ -42,7 +42,7 @@ class SoftCorner(_Closed):
     statistics = (Statistic("rate", mean=1.0, std=0.1),)
 
     def measure(self, x, z):
-        return 10 * 0.2 * torch.nn.functional.softplus((z[:, :1] - 0.8) / 0.2)
+        return 20 * 0.1 * torch.nn.functional.softplus((z[:, :1] - 0.9) / 0.1)
 
 
 class Step(_Closed):

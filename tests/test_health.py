@@ -1,0 +1,129 @@
+"""Health watch (core.health) alone on made-up records and batches, and inside EPITrainer and the CLI."""
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from core import EPITrainer, load_model, settings_for
+from core.health import KINDS, HealthWatch
+from epi_dash.cli import main
+
+MODELS = "tests/data/preflight_models.py"
+
+
+def watch(**kw):
+    return HealthWatch(["rate"], [1.0], [0.1], torch.tensor([2.0, 2.0]), "m.py:M", **kw)
+
+
+def record(iteration, entropy, cost, epoch=1):
+    return SimpleNamespace(iteration=iteration, epoch=epoch, entropy=entropy, cost=cost)
+
+
+def test_entropy_collapse_is_reported_with_the_numbers():
+    w = watch()
+    found = []
+    for k in range(1, 60):  # 2 dimensions: a fall of 10 nats each is collapse, 10 nats in all is not
+        found += w.observe_iteration(record(k, 3.0 - (k > 20) * 10.0 - (k > 40) * 10.0, 0.0))
+    (f,) = found
+    # the median of the latest 10 entropies: -7 up to k = 44, (-7 - 17) / 2 = -12 at k = 45 (7.5 nats each)
+    assert f.kind == "collapse" and f.iteration == 45
+    assert "entropy fell from 3 to -12 nats (7.5 nats per parameter" in f.message
+    assert "lr=1e-4" in " ".join(f.advice) and "epi-dash compare m.py:M --methods snpe,smc" in " ".join(f.advice)
+
+
+def test_a_cost_rising_within_an_epoch_is_reported_and_noise_is_not():
+    rng = np.random.default_rng(0)
+    quiet, rising = watch(), watch()
+    found_quiet, found_rising = [], []
+    for k in range(1, 401):  # the paper's case: the cost falls, with noise
+        found_quiet += quiet.observe_iteration(record(k, 1.0, 480.0 - 0.2 * k + rng.normal(0, 20)))
+        found_rising += rising.observe_iteration(record(k, 1.0, 480.0 + 50.0 * k + rng.normal(0, 20)))
+    assert found_quiet == []
+    (f,) = found_rising
+    assert f.kind == "rising_cost" and f.iteration == 100 and f.values["cost_now"] > 2 * f.values["cost_start"]
+    rising.observe_epoch(SimpleNamespace(epoch=1))  # a new epoch starts a new comparison, once per run
+    assert all(rising.observe_iteration(record(k, 1.0, 1e6 * k, epoch=2)) == [] for k in range(401, 601))
+
+
+def test_identical_samples_and_a_vanishing_gradient_are_reported_from_the_batch():
+    w = watch(probe_every=1)
+    z = torch.full((64, 2), 0.3, requires_grad=True)  # every sample the same; rate = relu(z1 - 0.8) = 0
+    f = 10 * (z[:, :1] - 0.8).clamp(min=0)
+    for k in range(1, 6):
+        w.observe_batch(f, z, 1, k)
+    kinds = [x.kind for x in w.take()]
+    assert kinds == ["identical_samples", "vanishing_gradient"]  # vanishing after 5 probes in a row (patience)
+    w2 = watch(probe_every=1)
+    z2 = torch.rand(64, 2, requires_grad=True) * 2 - 1
+    w2.observe_batch(10 * (z2[:, :1] - 0.8).clamp(min=0) + 1.0, z2, 1, 1)  # flat, but at the target: fine
+    w2.observe_batch(torch.sqrt(z2[:, :1] * (z2[:, :1] > 0)), z2, 1, 2)  # NaN gradient on about half
+    (nf,) = w2.take()
+    assert nf.kind == "non_finite" and nf.statistic == "rate" and 0.3 < nf.values["fraction"] < 0.7
+
+
+def tiny(model, **kw):
+    base = dict(batch_size=200, iters_per_epoch=200, num_epochs=2, num_test_batches=20, init_iters=50,
+                num_units=16, stop_early=False)
+    return settings_for(model, **{**base, **kw})
+
+
+def test_the_lds_trains_without_a_health_notice(tmp_path):
+    model = load_model("lds")
+    trainer = EPITrainer(model, None, *tiny(model, seed=3), run_dir=tmp_path)
+    notices = []
+    trainer.add_callback(on_iteration=lambda r: notices.extend(r.health), on_epoch=lambda r: notices.extend(r.health))
+    result = trainer.train()
+    assert result.state == "finished" and result.iterations == 400
+    assert notices == [] and result.health == [] and trainer.health_watch.last_probe["iteration"] == 381
+    assert json.loads((tmp_path / "run.json").read_text())["health"] == []
+
+
+def test_a_flat_statistic_stops_training_in_the_first_epoch_keeping_the_checkpoint(tmp_path):
+    model = load_model(f"{MODELS}:FlatCorner")
+    trainer = EPITrainer(model, None, *tiny(model), run_dir=tmp_path)
+    result = trainer.train()
+    assert result.state == "unhealthy" and result.epochs == 0 and result.iterations < 200
+    assert [h["kind"] for h in result.health] == ["vanishing_gradient"]
+    assert "the gradient of rate vanishes on" in result.error
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert meta["state"] == "unhealthy" and meta["health"][0]["statistic"] == "rate"
+    ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    assert ckpt["iteration"] == 0  # from before the finding: after initialization
+
+
+def test_health_warn_reports_and_goes_on(tmp_path):
+    model = load_model(f"{MODELS}:FlatCorner")
+    result = EPITrainer(model, None, *tiny(model, health="warn", num_epochs=1), run_dir=tmp_path).train()
+    assert result.state == "finished" and result.iterations == 200
+    assert [h["kind"] for h in result.health] == ["vanishing_gradient"]
+    off = EPITrainer(model, None, *tiny(model, health="off", num_epochs=1, iters_per_epoch=100)).train()
+    assert off.health == [] and off.state == "finished"
+
+
+def test_a_nan_statistic_fails_with_the_health_advice(tmp_path):
+    model = load_model(f"{MODELS}:NaNRegion")
+    result = EPITrainer(model, None, *tiny(model), run_dir=tmp_path).train()
+    assert result.state == "failed" and "NaN" in result.error
+    (h,) = json.loads((tmp_path / "run.json").read_text())["health"]
+    assert h["kind"] == "non_finite" and h["statistic"] == "log_rate" and "clamp" in h["advice"][0]
+
+
+@pytest.mark.parametrize("health, code", [("stop", 4), ("warn", 3)])
+def test_cli_train_prints_the_finding_and_its_advice(tmp_path, capsys, health, code):
+    argv = ["train", f"{MODELS}:FlatCorner", "--out", str(tmp_path / health), "--quiet", "--set", f"health={health}",
+            "--set", "iters_per_epoch=200", "--set", "num_epochs=1", "--set", "init_iters=20",
+            "--set", "num_test_batches=10"]
+    assert main(argv) == code
+    out = capsys.readouterr()
+    assert "health [vanishing_gradient] the gradient of rate vanishes on" in out.out
+    assert "epi-dash check tests/data/preflight_models.py:FlatCorner" in out.out
+    assert ("stopped by the health watch" in out.err) == (health == "stop")
+
+
+def test_kinds_are_documented():
+    import core.health
+
+    assert all(k in core.health.__doc__ for k in KINDS)
