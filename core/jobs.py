@@ -138,10 +138,14 @@ class JobContext:
     report progress, checkpoint and notice a stop."""
 
     def __init__(self, run_dir: str | Path, settings: dict[str, Any], resumed: bool = False,
-                 emit: Callable[[JobEvent], None] | None = None, stop_event: threading.Event | None = None):
+                 emit: Callable[[JobEvent], None] | None = None, stop_event: threading.Event | None = None,
+                 objects: dict[str, Any] | None = None):
         self.run_dir = Path(run_dir)
         self.settings = settings
         self.resumed = resumed
+        #: in-process values the submitter hands the job (an object it already built, a hook); never
+        #: persisted, so a job must still be able to run (and resume elsewhere) from ``settings`` alone
+        self.objects: dict[str, Any] = dict(objects or {})
         self._emit = emit or (lambda _event: None)
         self._stop_event = stop_event or threading.Event()
         self.last_progress: JobEvent | None = None
@@ -250,12 +254,13 @@ def _progress_bar(kind: str):
 def run_job(function: JobFunction | str, settings: dict[str, Any], run_dir: str | Path, kind: str, *,
             resume: bool = False, on_event: Callable[[JobEvent], None] | None = None,
             stop_event: threading.Event | None = None, progress_bar: bool = False,
-            clear_stop: bool = True) -> JobResult:
+            clear_stop: bool = True, objects: dict[str, Any] | None = None) -> JobResult:
     """Run a job to its end in this thread and return how it ended (never raises for the job's own errors:
     a failure is ``state == "failed"`` with ``error`` naming the cause; Ctrl-C ends it "stopped").
 
     ``resume``: continue the job in ``run_dir`` (its function finds its checkpoint). ``clear_stop``: forget
-    an earlier stop request (False where the submitter cleared it and a new request may already be there)."""
+    an earlier stop request (False where the submitter cleared it and a new request may already be there).
+    ``objects``: in-process values for the job (``JobContext.objects``), not written anywhere."""
     name = function_name(function)
     fn = resolve_function(name) if isinstance(function, str) else function
     try:
@@ -278,7 +283,7 @@ def run_job(function: JobFunction | str, settings: dict[str, Any], run_dir: str 
         if on_event is not None:
             on_event(event)
 
-    ctx = JobContext(run_dir, settings, resumed=bool(previous), emit=emit, stop_event=stop_event)
+    ctx = JobContext(run_dir, settings, resumed=bool(previous), emit=emit, stop_event=stop_event, objects=objects)
     files.write_meta(state="running", process=process_identity())
     emit(JobEvent("started", message=f"{kind} {'resumed' if previous else 'started'}", state="running"))
     result: dict[str, Any] = {}
@@ -342,16 +347,18 @@ class JobRunner:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, function: JobFunction | str, settings: dict[str, Any], run_dir: str | Path, kind: str) -> None:
+    def start(self, function: JobFunction | str, settings: dict[str, Any], run_dir: str | Path, kind: str,
+              objects: dict[str, Any] | None = None) -> None:
         """Start a new job (an InputError if one is running or the function/settings are unusable)."""
         function_name(function)
         self._launch(lambda on_event: run_job(function, settings, run_dir, kind, on_event=on_event,
-                                              stop_event=self._stop), run_dir)
+                                              stop_event=self._stop, objects=objects), run_dir)
 
-    def resume(self, run_dir: str | Path) -> None:
+    def resume(self, run_dir: str | Path, objects: dict[str, Any] | None = None) -> None:
         """Continue the job in ``run_dir`` from its checkpoint."""
         read_run_json(run_dir)
-        self._launch(lambda on_event: resume_job(run_dir, on_event=on_event, stop_event=self._stop), run_dir)
+        self._launch(lambda on_event: resume_job(run_dir, on_event=on_event, stop_event=self._stop,
+                                                 objects=objects), run_dir)
 
     def _launch(self, body: Callable[[Callable[[JobEvent], None]], JobResult], run_dir: str | Path) -> None:
         if self.running:
