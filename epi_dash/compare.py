@@ -268,3 +268,21 @@ class CompareView(param.Parameterized):
                    pn.pane.HoloViews(pn.bind(self.timing_plot, version))),
             name="Compare methods",
         )
+
+
+def compare_methods_area(setup, runs_dir: str | Path) -> pn.viewable.Viewable:
+    """The workbench's "Compare methods" tab: a button that loads a ``CompareView`` for the current set-up
+    (``setup``: a ``state.SetupState``)."""
+    button = pn.widgets.Button(label="Load comparison for the current set-up", width=320)
+    area = pn.Column(button, sizing_mode="stretch_width")
+
+    def load(_event=None) -> None:
+        try:
+            view = CompareView(setup.model_spec, setup.model.hyperparameters(), setup.emergent_property().to_dict(),
+                               str(runs_dir))
+            area.objects = [button, view.panel()]
+        except Exception as exc:
+            area.objects = [button, pn.pane.Alert(f"Comparison view failed: {exc}", alert_type="danger")]
+
+    button.on_click(load)
+    return area

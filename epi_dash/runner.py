@@ -1,5 +1,9 @@
 """Runs EPI in a background thread and reports plain events on a queue (no panel import).
 
+Each training is one ``core.jobs`` job (``core.epi_job.train_epi``, kind "epi"): run.json carries the job's
+kind, function, settings and state, events.jsonl its progress, and a stop is the job's stop. This runner
+adds what a live EPI view needs on top, as its own event kinds (the EPI extension of the job events).
+
 The training thread only ``put``s :class:`RunnerEvent` objects holding numbers, lists and numpy
 arrays; a UI drains them on its own schedule. Kinds, in the order they arrive:
 
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import copy
+import json
 import queue
 import threading
 import time
@@ -37,7 +42,10 @@ import torch
 
 from core.analysis import EPIDistribution
 from core.epi import EpochRecord, EPITrainer, IterationRecord
+from core.epi_job import KIND, epi_settings, train_epi
 from core.errors import InputError, TrainingError
+from core.jobs import FINISHED_STATES, JobContext, run_job
+from core.runs import final_entropy, json_default, read_run_json
 from core.model import Model
 from core.property import EmergentProperty
 from core.settings import FlowSettings, OptimizerSettings
@@ -187,14 +195,25 @@ class TrainingRunner:
         return startup_phase(self.trainer)
 
     def start(self, model: Model, prop: EmergentProperty, flow: FlowSettings, opt: OptimizerSettings,
-              run_dir: str | Path) -> None:
-        """Train a new q in the background, saving to ``run_dir``."""
-        self._launch(lambda: self.trainer_factory(model, prop, flow, opt, run_dir=run_dir), resumed=False)
+              run_dir: str | Path, model_spec: str | None = None) -> None:
+        """Train a new q in the background, saving to ``run_dir`` (a ``core.jobs`` job of kind "epi";
+        ``model_spec``: how settings name the model, for a resume elsewhere; default its name)."""
+        spec = model_spec or model.model_name or type(model).__name__
+        try:
+            settings = json.loads(json.dumps(epi_settings(spec, model, prop, flow, opt), default=json_default))
+        except (TypeError, ValueError) as exc:
+            settings = {"model": spec, "unsaved": f"settings are not JSON: {exc}"}
+        self._launch(lambda _ctx: self.trainer_factory(model, prop, flow, opt, run_dir=run_dir), resumed=False,
+                     run_dir=run_dir, settings=settings)
 
     def resume(self, run_dir: str | Path, device: str | None = None) -> None:
         """Continue the run saved in ``run_dir`` from its checkpoint."""
         factory = getattr(self.trainer_factory, "resume", EPITrainer.resume)
-        self._launch(lambda: factory(run_dir, device=device), resumed=True)
+        try:
+            settings = read_run_json(run_dir).get("settings", {})
+        except InputError:
+            settings = {}
+        self._launch(lambda _ctx: factory(run_dir, device=device), resumed=True, run_dir=run_dir, settings=settings)
 
     def open(self, run_dir: str | Path, device: str | None = None) -> None:
         """Load a saved run's q in the background and report a ``snapshot`` and an ``analysis``."""
@@ -237,47 +256,58 @@ class TrainingRunner:
             t.join(timeout)
 
     # --- the training thread ------------------------------------------------------------------
-    def _launch(self, make_trainer: Callable[[], EPITrainer], resumed: bool) -> None:
+    def _launch(self, make_trainer: Callable[[JobContext], EPITrainer], resumed: bool, run_dir: str | Path,
+                settings: dict[str, Any]) -> None:
         if self.running:
             raise InputError("start", "a training is already running in this session")
         self._stop_requested.clear()
         self._analysis_requested.clear()
         self.trainer, self._awaiting_first_iteration = None, True  # the new run's, once built
         _LAUNCHED.add(self)
-        self._thread = threading.Thread(target=self._run, args=(make_trainer, resumed),
+        self._thread = threading.Thread(target=self._run, args=(make_trainer, resumed, Path(run_dir), settings),
                                         name="epi-training", daemon=True)
         self._thread.start()
 
     def _put(self, kind: str, **data: Any) -> None:
         self.events.put(RunnerEvent(kind, data))
 
-    def _run(self, make_trainer: Callable[[], EPITrainer], resumed: bool) -> None:
+    def _run(self, make_trainer: Callable[[JobContext], EPITrainer], resumed: bool, run_dir: Path,
+             settings: dict[str, Any]) -> None:
         try:
-            self._train(make_trainer, resumed)
+            self._train(make_trainer, resumed, run_dir, settings)
         finally:
             self._awaiting_first_iteration = False
 
-    def _train(self, make_trainer: Callable[[], EPITrainer], resumed: bool) -> None:
+    def _train(self, make_trainer: Callable[[JobContext], EPITrainer], resumed: bool, run_dir: Path,
+               settings: dict[str, Any]) -> None:
+        """One EPI job (``core.epi_job.train_epi`` through ``core.jobs.run_job``): the job owns run.json's
+        kind/state/settings, events.jsonl and the stop; the trainer callbacks feed this runner's events."""
+        built: list[EPITrainer] = []
+
+        def on_trainer(trainer: EPITrainer) -> None:
+            built.append(trainer)
+            self.trainer = trainer
+            self.run_dir = Path(trainer.writer.path) if trainer.writer is not None else None
+            trainer.add_callback(on_iteration=self._on_iteration, on_epoch=self._on_epoch)
+            self._put("started", **self._describe(trainer, resumed))
+            if self._stop_requested.is_set():
+                trainer.request_stop()
+
         try:
-            trainer = make_trainer()
+            job = run_job(train_epi, settings, run_dir, KIND, resume=resumed, stop_event=self._stop_requested,
+                          objects={"make_trainer": make_trainer, "on_trainer": on_trainer})
         except Exception as exc:  # report every cause to the UI; the server keeps serving
             self._put("failed", message=describe_failure(exc))
             return
-        self.trainer = trainer
-        self.run_dir = Path(trainer.writer.path) if trainer.writer is not None else None
-        trainer.add_callback(on_iteration=self._on_iteration, on_epoch=self._on_epoch)
-        self._put("started", **self._describe(trainer, resumed))
-        if self._stop_requested.is_set():
-            trainer.request_stop()
-        try:
-            result = trainer.train()
-        except Exception as exc:
-            self._put("failed", message=describe_failure(exc))
+        if not built:
+            self._put("failed", message=job.error or f"training ended {job.state} before it started")
             return
-        self._put("finished", state=result.state, converged=result.converged, epochs=result.epochs,
-                  iterations=result.iterations, wall_time_s=result.wall_time_s, entropy=result.entropy,
-                  run_dir=result.run_dir, error=result.error)
-        if result.error is None and trainer.initialized and not self._closing.is_set():
+        trainer = built[0]
+        state = trainer.state if job.state in FINISHED_STATES else job.state
+        self._put("finished", state=state, converged=trainer.converged, epochs=trainer.epoch,
+                  iterations=trainer.iteration, wall_time_s=trainer._elapsed_now(),
+                  entropy=final_entropy(trainer.history), run_dir=str(run_dir), error=job.error or None)
+        if not job.error and trainer.initialized and not self._closing.is_set():
             self._put_snapshot(trainer)
             self._analyze_now(self._frozen_distribution(trainer), trainer.iteration)
 

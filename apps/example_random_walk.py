@@ -1,0 +1,5 @@
+"""The smallest app built from epi_dash.panels: ``panel serve apps/example_random_walk.py``."""
+
+from epi_dash.examples.random_walk import create_random_walk_app
+
+create_random_walk_app().servable(title="Random walk (example)")

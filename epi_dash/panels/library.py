@@ -1,0 +1,73 @@
+"""The run library: every job below a runs directory (EPI trainings, simulations, sweeps, ...) with its
+kind, state and progress, newest first; ``on_open(path, kind)`` shows one."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import panel as pn
+
+from core.runs import list_runs
+
+JOB_COLUMNS = ["run", "kind", "state", "progress", "updated"]
+
+
+def job_kind(meta: dict) -> str:
+    """A run's kind: run.json's ``kind``; runs written before the job mechanism are EPI trainings."""
+    return str(meta.get("kind") or ("epi" if "model" in meta else "?"))
+
+
+def jobs_table(runs_dir: str | Path, kinds: list[str] | None = None) -> pd.DataFrame:
+    """One row per run directory below ``runs_dir`` (newest first), only ``kinds`` if given; ``path`` hidden."""
+    rows = []
+    for run in list_runs(runs_dir):
+        kind = job_kind(run.meta)
+        if kinds is not None and kind not in kinds:
+            continue
+        progress = run.meta.get("progress") or {}
+        if progress:
+            shown = f"{progress.get('step', 0)}/{progress.get('total') or '?'}"
+        else:
+            shown = str(run.meta.get("iterations", ""))
+        rows.append({"run": run.path.name, "kind": kind, "state": run.state, "progress": shown,
+                     "updated": dt.datetime.fromtimestamp((run.path / "run.json").stat().st_mtime)
+                     .strftime("%Y-%m-%d %H:%M:%S"), "path": str(run.path)})
+    return pd.DataFrame(rows, columns=[*JOB_COLUMNS, "path"])
+
+
+class JobLibrary(pn.viewable.Viewer):
+    """A table of jobs (``kinds``: only these) with Refresh and Open (``on_open(path, kind)``)."""
+
+    def __init__(self, runs_dir: str | Path, on_open: Callable[[str, str], None] | None = None,
+                 kinds: list[str] | None = None, **params):
+        super().__init__(**params)
+        self.runs_dir, self.kinds, self.on_open = Path(runs_dir), kinds, on_open
+        self.table = pn.widgets.Tabulator(jobs_table(self.runs_dir, kinds), hidden_columns=["path"],
+                                          selectable=1, show_index=False, disabled=True, layout="fit_columns",
+                                          sizing_mode="stretch_width", height=240, pagination="local", page_size=20)
+        self.refresh_button = pn.widgets.Button(label="Refresh", icon="refresh", width=110)
+        self.open_button = pn.widgets.Button(label="Open", color="primary", width=110, visible=on_open is not None)
+        self.message = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.refresh_button.on_click(lambda _e: self.refresh())
+        self.open_button.on_click(lambda _e: self.open_selected())
+
+    def refresh(self) -> None:
+        self.table.value = jobs_table(self.runs_dir, self.kinds)
+
+    def open_selected(self) -> None:
+        frame = self.table.value
+        rows = [i for i in self.table.selection if i < len(frame)]
+        if not rows:
+            self.message.object = "⚠️ Select a run first."
+            return
+        path, kind = frame["path"].iloc[rows[0]], frame["kind"].iloc[rows[0]]
+        self.message.object = f"Opened **{Path(path).name}**."
+        if self.on_open is not None:
+            self.on_open(path, kind)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(pn.Row(self.refresh_button, self.open_button), self.table, self.message,
+                         sizing_mode="stretch_width")

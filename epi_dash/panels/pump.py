@@ -1,0 +1,73 @@
+"""Event pump: moves a background job's queued events into a session's page, throttled.
+
+A worker thread only queues plain events; a per-session periodic callback (``pump``) drains them and hands
+the batch to the session document's next-tick callback, where ``apply(events)`` may change widgets and
+HoloViews streams. Re-rendering plots costs tens of ms on a busy machine, so full refreshes happen at most
+every ``MIN_REFRESH_S``..``MAX_REFRESH_S`` (never more than 1 / (1 + ``REFRESH_DUTY``) of the server's time);
+in between, ``between()`` may move cheap counters (at most every ``COUNTER_PERIOD_S``).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from typing import Any, Callable
+
+import panel as pn
+
+DRAIN_PERIOD_MS = 250
+MIN_REFRESH_S = 1.0
+MAX_REFRESH_S = 6.0
+REFRESH_DUTY = 19.0
+COUNTER_PERIOD_S = 1.0
+
+
+class EventPump:
+    """``drain() -> events``; ``apply(events)`` (in the document's next tick); ``busy()``: the job still runs
+    (refreshes are throttled only then); ``between() -> bool``: cheap update between refreshes (True when it
+    changed something); ``idle()``: called when a pump found no events. Outside a server session (tests)
+    ``pump()`` applies inline and nothing is scheduled."""
+
+    def __init__(self, drain: Callable[[], list[Any]], apply: Callable[[list[Any]], None],
+                 busy: Callable[[], bool] = lambda: False, between: Callable[[], bool] | None = None,
+                 idle: Callable[[], None] | None = None, period_ms: int = DRAIN_PERIOD_MS):
+        self._drain, self._apply, self._busy = drain, apply, busy
+        self._between, self._idle = between, idle
+        self._doc = pn.state.curdoc
+        self._next_refresh = 0.0
+        self._counter_at = 0.0
+        self.callback = None
+        if self._doc is not None and self._doc.session_context is not None:
+            self.callback = pn.state.add_periodic_callback(self.pump, period=period_ms)
+
+    def pump(self) -> None:
+        """The periodic callback: apply what was queued since the last refresh (or move the counters)."""
+        now = time.monotonic()
+        if now < self._next_refresh and self._busy():
+            if self._between is not None and now - self._counter_at >= COUNTER_PERIOD_S and self._between():
+                self._counter_at = now
+            return
+        events = self._drain()
+        if not events:
+            if self._idle is not None:
+                self._idle()
+            return
+        if self._doc is not None and self._doc.session_context is not None:
+            self._next_refresh = now + MIN_REFRESH_S  # one batch in flight at a time
+            self._doc.add_next_tick_callback(partial(self.apply, events))
+        else:
+            self.apply(events)
+
+    def apply(self, events: list[Any]) -> None:
+        """Apply a batch now and set when the next may come (``REFRESH_DUTY`` x the time it took)."""
+        started = time.monotonic()
+        try:
+            self._apply(events)
+        finally:
+            spent = time.monotonic() - started
+            self._next_refresh = time.monotonic() + min(MAX_REFRESH_S, max(MIN_REFRESH_S, REFRESH_DUTY * spent))
+
+    def stop(self) -> None:
+        """End the periodic callback (the session is gone)."""
+        if self.callback is not None:
+            self.callback.stop()
