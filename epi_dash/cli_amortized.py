@@ -59,6 +59,9 @@ def _build_settings(args: argparse.Namespace, existing: dict | None) -> dict:
         network["n_neurons"] = args.neurons
     if args.duration is not None:
         network["duration"] = args.duration
+    from core.amortized.prior import NetworkConfig
+
+    network = NetworkConfig.from_dict(network).to_dict()
     if existing and network != existing.get("network"):
         raise InputError("out", f"{args.out} holds a data set of another network ({existing.get('network')}); "
                          "use a new --out")

@@ -58,8 +58,8 @@ def check_settings(s: dict[str, Any]) -> dict[str, Any]:
         raise InputError("heldout", f"must be >= 0, got {s['heldout']}")
     if s["chunk_size"] < 1:
         raise InputError("chunk_size", f"must be >= 1, got {s['chunk_size']}")
-    NetworkConfig.from_dict(s["network"])
-    FeatureSettings.from_dict(s["features"])
+    s["network"] = NetworkConfig.from_dict(s["network"]).to_dict()
+    s["features"] = FeatureSettings.from_dict(s["features"]).to_dict()
     return s
 
 

@@ -55,7 +55,7 @@ class Geometry:
         names = PARAMETER_NAMES
         pc1 = np.asarray(self.pca_components[0]) if self.pca_components else np.zeros(len(names))
         top = np.argsort(-np.abs(pc1))[:3]
-        lines = [f"geometry of {self.label}: {self.n_accepted} accepted configurations",
+        lines = [f"geometry of {self.label}: {self.n_accepted} configurations",
                  f"  global: participation ratio {self.participation_ratio:.2f} of {len(names)} "
                  f"(normalized {self.pr_normalized:.2f}); PC1 explains "
                  f"{100 * self.pca_variance[0] / max(sum(self.pca_variance), 1e-12):.0f} % "
