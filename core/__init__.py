@@ -8,6 +8,7 @@ from .epi import (
     IterationRecord,
     augmented_lagrangian_loss,
     best_result,
+    load_distribution,
 )
 from .errors import InputError, TrainingError
 from .flow import RealNVP
@@ -30,6 +31,6 @@ __all__ = [
     "EPIDistribution", "EPIResult", "EPITrainer", "EmergentProperty", "EpochRecord", "FlowSettings",
     "FreeParameter", "HessianDirections", "InputError", "IterationRecord", "Model", "OptimizerSettings",
     "RealNVP", "Run", "Statistic", "TrainingError", "Trajectories", "augmented_lagrangian_loss",
-    "available_models", "best_result", "convergence_test", "list_runs", "load_model", "load_model_class", "load_run",
+    "available_models", "best_result", "convergence_test", "list_runs", "load_distribution", "load_model", "load_model_class", "load_run",
     "penalty_increase_test", "register_model", "reserve_run_dir", "resolve_device", "settings_for",
 ]

@@ -528,3 +528,12 @@ def best_result(results: Sequence[ResultLike]) -> ResultLike | None:
     ``results``: EPIResults or saved runs (``core.runs.Run``), which also have ``converged`` and ``entropy``."""
     converged = [r for r in results if r.converged]
     return max(converged, key=lambda r: r.entropy) if converged else None
+
+
+def load_distribution(run: str | Path | Run, device: str | None = None) -> EPIDistribution:
+    """q(z) of a saved EPI run, from its checkpoint (``core.runs`` reads run directories without the
+    trainer; this is the EPI side). ``device``: default the run's own, or the CPU where CUDA is absent."""
+    path = run.path if isinstance(run, Run) else Path(run)
+    if device is None and not torch.cuda.is_available():
+        device = "cpu"
+    return EPITrainer.resume(path, device=device).distribution

@@ -160,7 +160,8 @@ def final_entropy(history: list[dict[str, Any]]) -> float:
 
 @dataclass
 class Run:
-    """A saved run: ``meta`` (run.json), ``path``; trace, samples and distribution load on demand."""
+    """A saved run: ``meta`` (run.json), ``path``; trace and samples load on demand. (q itself needs the
+    trainer: ``core.epi.load_distribution(run)``; the run format does not depend on it.)"""
 
     path: Path
     meta: dict[str, Any]
@@ -195,11 +196,6 @@ class Run:
         with np.load(f) as d:
             return {k: d[k] for k in d.files}
 
-    @property
-    def distribution(self) -> EPIDistribution:
-        from .epi import EPITrainer
-
-        return EPITrainer.resume(self.path, device="cpu" if not torch.cuda.is_available() else None).distribution
 
 
 def load_run(path: str | Path) -> Run:

@@ -21,6 +21,7 @@ from core import (
     InputError,
     available_models,
     best_result,
+    load_distribution,
     load_model,
     load_model_class,
     load_run,
@@ -211,7 +212,7 @@ def cmd_info(args) -> int:
 
 def cmd_sample(args) -> int:
     run = load_run(args.run_dir)
-    dist = run.distribution
+    dist = load_distribution(run)
     z, log_q = dist.sample_with_log_prob(args.n)
     z, log_q = z.cpu().numpy(), log_q.cpu().numpy()
     out = Path(args.output)

@@ -26,7 +26,7 @@ import torch
 from scipy import stats
 
 from benchmarks.claims import THREADS_HELP, parse_overrides, print_table, with_threads
-from core import EPITrainer, best_result, load_model, load_run, settings_for
+from core import EPITrainer, best_result, load_distribution, load_model, load_run, settings_for
 from core.runs import Run
 
 #: a few minutes on a 2-core CPU: exercises every path, does not match the paper
@@ -178,7 +178,7 @@ def run(quick: bool = False, overrides: dict[str, Any] | None = None, run_dir: s
                 return rows
         else:
             loaded = load_run(analyze[0])
-        meta, q = loaded.meta, loaded.distribution
+        meta, q = loaded.meta, load_distribution(loaded)
         converged, epochs, iterations, wall, device = (meta["converged"], meta["epochs"], meta["iterations"],
                                                        meta["wall_time_s"], meta["device"])
         state, error = meta.get("state"), meta.get("error")

@@ -84,7 +84,7 @@ def analysis_rows(q, device: str, command: str) -> list[dict]:
 
 def analyze(run_dir: str) -> list[dict]:
     """The analysis rows for a finished (or stopped) run directory."""
-    from core import load_run
+    from core import load_distribution, load_run
 
     loaded = load_run(run_dir)
     meta = loaded.meta
@@ -93,7 +93,7 @@ def analyze(run_dir: str) -> list[dict]:
                 measured=f"converged={meta['converged']} after {meta['epochs']} epochs, {meta['iterations']} its",
                 paper="converged after 5 epochs (25,000 its)", wall_time_s=round(meta["wall_time_s"], 1),
                 device=str(meta.get("device")), command=command)
-    return [head] + analysis_rows(loaded.distribution, str(meta.get("device")), command)
+    return [head] + analysis_rows(load_distribution(loaded), str(meta.get("device")), command)
 
 
 def main(module_run=run, analyze_run=analyze, argv: list[str] | None = None) -> None:

@@ -75,16 +75,16 @@ def comparison_rows(distributions: dict, device: str, command: str, n: int = 200
 
 def analyze(root: str) -> list[dict]:
     """The rows for finished runs ``root``/s_E=5 and ``root``/s_E=10."""
-    from core import load_run
+    from core import load_distribution, load_run
 
     command = f".venv/bin/python -m benchmarks.claims.v1 --analyze {root}"
     rows, distributions = [], {}
     for level in LEVELS:
         loaded = load_run(Path(root) / f"s_E={level:g}")
         meta = loaded.meta
-        distributions[level] = loaded.distribution
+        distributions[level] = load_distribution(loaded)
         rows.append(convergence_row(level, meta["converged"], meta["epochs"], meta["iterations"], None,
-                                    loaded.distribution, meta["wall_time_s"], str(meta.get("device")), command))
+                                    load_distribution(loaded), meta["wall_time_s"], str(meta.get("device")), command))
     return rows + comparison_rows(distributions, rows[0]["device"], command)
 
 
