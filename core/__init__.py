@@ -11,6 +11,7 @@ from .epi import (
     load_distribution,
 )
 from .errors import InputError, TrainingError
+from .health import HealthFinding, HealthWatch
 from .flow import RealNVP
 from .hypothesis import convergence_test, penalty_increase_test
 from .model import (
@@ -23,14 +24,15 @@ from .model import (
     load_model_class,
     register_model,
 )
+from .preflight import PreflightFinding, PreflightReport  # the check itself: core.preflight.preflight
 from .property import EmergentProperty
 from .runs import Run, list_runs, load_run, reserve_run_dir
 from .settings import FlowSettings, OptimizerSettings, resolve_device, settings_for
 
 __all__ = [
     "EPIDistribution", "EPIResult", "EPITrainer", "EmergentProperty", "EpochRecord", "FlowSettings",
-    "FreeParameter", "HessianDirections", "InputError", "IterationRecord", "Model", "OptimizerSettings",
+    "FreeParameter", "HealthFinding", "HealthWatch", "HessianDirections", "InputError", "IterationRecord", "Model", "OptimizerSettings",
     "RealNVP", "Run", "Statistic", "TrainingError", "Trajectories", "augmented_lagrangian_loss",
     "available_models", "best_result", "convergence_test", "list_runs", "load_distribution", "load_model", "load_model_class", "load_run",
-    "penalty_increase_test", "register_model", "reserve_run_dir", "resolve_device", "settings_for",
+    "PreflightFinding", "PreflightReport", "penalty_increase_test", "register_model", "reserve_run_dir", "resolve_device", "settings_for",
 ]
