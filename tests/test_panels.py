@@ -30,7 +30,7 @@ def test_setup_panel_names_the_bad_field_beside_it_and_in_the_summary():
     panel = SetupPanel(WalkSettings())
     assert panel.valid and not panel.messages.summary.visible
     panel.form._widgets["step_size"].value = -1.0  # what typing into the field does
-    assert not panel.valid and panel.errors() == {"step_size": "must be > 0; got -1.0"}
+    assert not panel.valid and panel.errors() == {"step_size": "must be > 0; got -1"}
     assert "`step_size`: must be > 0" in panel.messages.summary.object and panel.messages.summary.visible
     inline = [row.objects[1].object for row in panel._rows]
     assert sum("must be > 0" in text for text in inline) == 1  # beside step_size only

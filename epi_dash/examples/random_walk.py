@@ -46,7 +46,7 @@ class WalkSettings(param.Parameterized):
         """Problems by field name (empty when the walk can start)."""
         errs = {}
         if not self.step_size > 0:
-            errs["step_size"] = f"must be > 0; got {self.step_size}"
+            errs["step_size"] = f"must be > 0; got {self.step_size:g}"
         if self.walkers * self.dims > 10_000_000:
             errs["walkers"] = f"{self.walkers} walkers x {self.dims} dims is too many (at most 10^7 coordinates)"
         return errs

@@ -118,7 +118,8 @@ class JobPanel(pn.viewable.Viewer):
         self._buffer: hv.streams.Buffer | None = None
         self._rows: list[dict[str, float]] = []
         self._subscribers: list[Callable[[list[JobEvent], JobPanel], None]] = []
-        self.pump = EventPump(self.runner.drain, self.apply, busy=lambda: self.runner.running)
+        self.pump = EventPump(self.runner.drain, self.apply, busy=lambda: self.runner.running,
+                              between=self._move_counters)
         self.refresh()
 
     # ------------------------------------------------------------------------------------- actions
@@ -202,6 +203,16 @@ class JobPanel(pn.viewable.Viewer):
                 self._add_rows(rows)
             self._notify_subscribers(events)
             self.refresh()
+
+    def _move_counters(self) -> bool:
+        """Between refreshes (throttled while plots re-render): the step count and bar from the newest
+        progress event, which the runner keeps (cheap)."""
+        last = self.runner.last_progress
+        if last is None or last.step <= self.step or self.state not in ("starting", "running"):
+            return False
+        self.param.update(step=last.step, total=last.total, state="running")
+        self.refresh()
+        return True
 
     def _notify_subscribers(self, events: list[JobEvent]) -> None:
         for fn in self._subscribers:
