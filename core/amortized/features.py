@@ -248,3 +248,28 @@ def compute_features(spikes: Spikes, settings: FeatureSettings | None = None, t_
                                  "burst_offset_mean", "burst_peak_mean")]
     x = np.concatenate([np.stack(cols, 1), band_psd(f, p, settings)], 1)
     return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+
+
+REGIMES = ("silent", "asynchronous", "oscillatory", "bursting")
+
+
+def classify_regimes(x: np.ndarray, flagged: np.ndarray | None = None,
+                     settings: FeatureSettings | None = None, window: float = 2.4) -> np.ndarray:
+    """A coarse label per network (B,) from its features (a heuristic for reports, not a feature):
+    silent (flagged, or E rate below 0.1 Hz); bursting (at least 2 network bursts whose peak rate is at
+    least 5x the mean rate); oscillatory (a PSD band above 5 Hz at least 10x the median band); otherwise
+    asynchronous."""
+    settings = settings or FeatureSettings()
+    names = feature_names(settings)
+    col = {n: x[:, i] for i, n in enumerate(names)}
+    psd_idx = [i for i, n in enumerate(names) if n.startswith("psd_")]
+    lows = band_edges(settings)[:-1]
+    psd = x[:, psd_idx]
+    above5 = psd[:, lows >= 5.0] if (lows >= 5.0).any() else psd
+    peaked = (above5.max(1) - np.median(psd, 1)) >= 1.0
+    bursting = (col["burst_rate"] * window >= 2 - 1e-6) & (col["burst_peak_mean"] - col["rate_mu"] >= np.log10(5))
+    silent = col["rate_mu"] <= -1.0
+    if flagged is not None:
+        silent = silent | np.asarray(flagged, bool)
+    out = np.where(silent, "silent", np.where(bursting, "bursting", np.where(peaked, "oscillatory", "asynchronous")))
+    return out
