@@ -88,13 +88,15 @@ def network_dynamics(kind: str, sample: Callable[[int, int], Tensor], N: int = 1
 
 
 def ring_slowness(z: Tensor, radius: float, phi: str = "tanh", angles: int = 32) -> float:
-    """Mean latent speed on the circle of ``radius`` over that at half the radius, per network then
-    averaged: z (networks, N, 4). Small (teacher N = 1000: ~0.05) for a ring of slow points."""
+    """Mean tangential latent speed on the circle of ``radius`` over the mean speed at half the radius, per
+    network then averaged: z (networks, N, 4). Small for a ring of slow points (finite-N drift only)."""
     ang = torch.arange(angles, dtype=torch.float64) * (2 * math.pi / angles)
     circle = torch.stack([ang.cos(), ang.sin()], 1)
     ratios = []
     for net in z:
-        on = (field_mc(radius * circle, net, 2, phi) - radius * circle).norm(dim=1).mean()
+        v = field_mc(radius * circle, net, 2, phi) - radius * circle
+        tangent = torch.stack([-circle[:, 1], circle[:, 0]], 1)
+        on = (v * tangent).sum(1).abs().mean()
         off = (field_mc(0.5 * radius * circle, net, 2, phi) - 0.5 * radius * circle).norm(dim=1).mean()
         ratios.append(float(on / off))
     return float(np.mean(ratios))
