@@ -83,7 +83,7 @@ def cmd_train(args) -> int:
     ds = dataset_settings(model=model.name, n=n, chunk=args.chunk, noise_fraction=args.noise_fraction,
                           noise_sigma=args.noise_sigma, seed=args.seed, duration=args.duration,
                           transient=args.transient, device=args.device)
-    ts = training_settings(dataset=str(out / "dataset"), epochs=args.epochs, seed=args.seed)
+    ts = training_settings(dataset=str((out / "dataset").resolve()), epochs=args.epochs, seed=args.seed)
     t0 = time.time()
     _run(simulate_dataset, ds, out / "dataset", DKIND, args.fresh)
     t1 = time.time()

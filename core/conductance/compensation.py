@@ -114,7 +114,7 @@ def seed_population(model: ConductanceModel, n: int, generator: torch.Generator)
 
 
 def neuromodulate(model: ConductanceModel, g: Tensor, targets: Tensor, iterations: int = 5,
-                  max_iterations: int = 40, tol: float = 1e-7) -> Tensor:
+                  max_iterations: int = 40, tol: float = 1e-6) -> Tensor:
     """Move (g_s, g_u) of g (N, k) to ``targets`` (N, 2) with two channels per neuron (model's rule).
 
     STG with CaS solved: linearise at the fitted CaS guess, solve, re-linearise at the solution; at least

@@ -49,10 +49,14 @@ def sensitivity(model: ConductanceModel, g: Tensor, V=None, g_ca: Tensor | None 
     n = g.shape[0]
     Vt = _voltage(model, V, n, g.dtype, g.device)
     P0, terms, (tf, ts, tu) = model.dic_terms(Vt, g if g_ca is None else g_ca)
+    chans = torch.tensor([c for c, _, _ in terms], device=g.device)
+    values = torch.stack([v for _, v, _ in terms], 1)                    # (N, T)
+    taus = torch.stack([t for _, _, t in terms], 1)                      # (N, T)
+    shares = timescale_shares(taus, tf[:, None], ts[:, None], tu[:, None])  # (N, T, 3)
+    contrib = (shares * values[..., None]).transpose(1, 2)               # (N, 3, T)
     S = torch.zeros(n, 3, model.k, dtype=g.dtype, device=g.device)
     S[:, 0, :] = P0
-    for ch, value, tau in terms:
-        S[:, :, ch] += timescale_shares(tau, tf, ts, tu) * value[:, None]
+    S.index_add_(2, chans, contrib.to(S.dtype))
     return S / g[:, -1, None, None]
 
 

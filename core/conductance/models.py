@@ -217,9 +217,10 @@ class STGModel(ConductanceModel):
         Ca_new = Ca_inf + (Ca - Ca_inf) * math.exp(-dt / self.tau_Ca)
         return torch.cat([V_new[:, None], gates, m_kca[:, None], Ca_new[:, None]], 1)
 
-    def ca_inf(self, V: Tensor, g: Tensor) -> Tensor:
+    def ca_inf(self, V: Tensor, g: Tensor, inf: Tensor | None = None) -> Tensor:
         """Steady-state calcium at clamped V: ``beta - alpha * (I_CaT,inf + I_CaS,inf)``. V (N,), g (N, 8)."""
-        inf, _ = self.vgates(V)
+        if inf is None:
+            inf, _ = self.vgates(V)
         I_Ca = (g[..., 2] * inf[..., 3] ** 3 * inf[..., 4] + g[..., 3] * inf[..., 5] ** 3 * inf[..., 6]) * (V - self.E[2])
         return self.beta_Ca - self.alpha_Ca * I_Ca
 
@@ -236,7 +237,7 @@ class STGModel(ConductanceModel):
         with time constant tau, and the boundaries ``(tau_f, tau_s, tau_u)`` (N,) each."""
         inf, tau = self.vgates(V)
         dinf = self._dinf(V)
-        Ca = self.ca_inf(V, g)
+        Ca = self.ca_inf(V, g, inf)
         cfac = Ca / (Ca + 3)
         m_kca = cfac * inf[:, 10]
         state = torch.cat([V[:, None], inf[:, :10], m_kca[:, None], Ca[:, None]], 1)
