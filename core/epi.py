@@ -409,8 +409,8 @@ class EPITrainer:
         if not findings:
             return False
         self.health_findings += [f.to_dict() for f in findings]
-        if self.opt.health == "stop":
-            self.state, self.error = "unhealthy", "; ".join(f.message for f in findings)
+        if self.opt.health == "stop" and any(f.stop for f in findings):  # notices (stop=False) go on
+            self.state, self.error = "unhealthy", "; ".join(f.message for f in findings if f.stop)
         self._write_meta()
         return self.state == "unhealthy"
 
