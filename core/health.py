@@ -13,11 +13,14 @@ z). It reports a ``HealthFinding`` when
 - ``vanishing_gradient``: a statistic's gradient vanishes on most of the batch (``vanishing_fraction``
   of the draws, and there no statistic has a gradient) while its batch mean is more than
   ``off_target`` target sds from the target, on ``patience`` probes in a row (a statistic that is
-  flat where it already meets its target is fine);
+  flat where it already meets its target is fine). First a notice (``stop=False``): the run goes on,
+  because the multiplier update at the epoch's end often pulls q out; a stop once it held through a
+  whole later epoch;
 - ``non_finite``: a statistic or its gradient is NaN or infinite.
 
-``EPITrainer`` runs one when ``OptimizerSettings.health`` is 'stop' (the default: the run stops in
-state 'unhealthy', its last checkpoint from before the finding kept) or 'warn' (it goes on); findings
+``EPITrainer`` runs one when ``OptimizerSettings.health`` is 'stop' (the default: on a finding with
+``stop=True`` the run stops in state 'unhealthy', its last checkpoint from before the finding kept) or
+'warn' (it goes on); findings
 are on the iteration/epoch records (``rec.health``), in ``trainer.health_findings`` and in run.json.
 """
 
@@ -48,12 +51,14 @@ class HealthFinding:
     iteration: int
     statistic: str | None = None
     values: dict[str, float] = field(default_factory=dict)
+    stop: bool = True  # False: a notice (training goes on even with health="stop")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def to_text(self) -> str:
-        return "\n".join([f"health [{self.kind}] {self.message}", *(f"    - {a}" for a in self.advice)])
+        head = f"health [{self.kind}{'' if self.stop else ', notice'}] {self.message}"
+        return "\n".join([head, *(f"    - {a}" for a in self.advice)])
 
 
 def _robust_sd(x: np.ndarray) -> float:
@@ -92,7 +97,8 @@ class HealthWatch:
         self._epoch_costs: list[float] = []
         self._entropies: list[float] = []
         self._vanishing_run = [0] * len(statistics)
-        self._reported: set[tuple[str, str | None]] = set()
+        self._vanishing_since = [0] * len(statistics)  # the epoch where each statistic's current run began
+        self._reported: set[tuple[str, str | None, bool]] = set()
         self._pending: list[HealthFinding] = []
 
     # --- advice -----------------------------------------------------------------------------------
@@ -105,8 +111,8 @@ class HealthWatch:
         return f"run the pre-flight check: epi-dash check {self.model_name} (with the same --mean/--std/--set)"
 
     def _add(self, finding: HealthFinding) -> None:
-        key = (finding.kind, finding.statistic)
-        if key not in self._reported:  # each problem once per run
+        key = (finding.kind, finding.statistic, finding.stop)
+        if key not in self._reported:  # each problem once per run (a notice, then perhaps a stop)
             self._reported.add(key)
             self._pending.append(finding)
 
@@ -149,17 +155,25 @@ class HealthWatch:
             vanishing = (flat_f[j] >= self.vanishing_fraction and no_pull_f[j] >= self.vanishing_fraction
                          and off[j] > self.off_target)
             self._vanishing_run[j] = self._vanishing_run[j] + 1 if vanishing else 0
+            if self._vanishing_run[j] == 1:
+                self._vanishing_since[j] = epoch
             if self._vanishing_run[j] >= self.patience:
+                # a notice first; a stop once it held through a whole later epoch and its multiplier update
+                # (a flow often carries q over a flat region after the first update: FlatCorner converges)
+                stuck = epoch >= self._vanishing_since[j] + 2
                 self._add(HealthFinding(
                     "vanishing_gradient",
                     f"the gradient of {s} vanishes on {flat_f[j]:.0%} of the batch (epoch {epoch}, iteration "
-                    f"{iteration}; {self.patience} probes in a row) while its batch mean is {off[j]:.1f} target sds "
-                    f"from the target {self.mean[j]:g}: q sits where {s} is flat, so the constraints cannot pull "
-                    "it toward the target",
+                    f"{iteration}; {self._vanishing_run[j]} probes in a row) while its batch mean is {off[j]:.1f} "
+                    f"target sds from the target {self.mean[j]:g}: q sits where {s} is flat, so the constraints "
+                    "cannot pull it toward the target" + (
+                        f"; unchanged through epoch {epoch - 1} and its multiplier update" if stuck else
+                        "; training goes on (the multiplier update at the epoch's end may still pull q out; "
+                        "if this holds through the next whole epoch, the watch stops the run)"),
                     [f"make {s} vary smoothly where it is now constant (soft thresholds: torch.sigmoid((x - x0) / "
                      "width); softplus instead of clamp; a softmax-weighted spectral peak with a temperature)",
                      "start q where it varies: --set init=abc; or narrow the box", self._check(), self._compare()],
-                    epoch, iteration, s, {"fraction": float(flat_f[j]), "off_target_sds": float(off[j])}))
+                    epoch, iteration, s, {"fraction": float(flat_f[j]), "off_target_sds": float(off[j])}, stop=stuck))
         if spread < self.identical_spread:
             self._add(HealthFinding(
                 "identical_samples",

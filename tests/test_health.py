@@ -54,14 +54,30 @@ def test_identical_samples_and_a_vanishing_gradient_are_reported_from_the_batch(
     f = 10 * (z[:, :1] - 0.8).clamp(min=0)
     for k in range(1, 6):
         w.observe_batch(f, z, 1, k)
-    kinds = [x.kind for x in w.take()]
-    assert kinds == ["identical_samples", "vanishing_gradient"]  # vanishing after 5 probes in a row (patience)
+    found = w.take()
+    assert [(x.kind, x.stop) for x in found] == [("identical_samples", True), ("vanishing_gradient", False)]
+    assert "vanishes on 100% of the batch (epoch 1, iteration 5; 5 probes in a row)" in found[1].message
     w2 = watch(probe_every=1)
     z2 = torch.rand(64, 2, requires_grad=True) * 2 - 1
     w2.observe_batch(10 * (z2[:, :1] - 0.8).clamp(min=0) + 1.0, z2, 1, 1)  # flat, but at the target: fine
     w2.observe_batch(torch.sqrt(z2[:, :1] * (z2[:, :1] > 0)), z2, 1, 2)  # NaN gradient on about half
     (nf,) = w2.take()
     assert nf.kind == "non_finite" and nf.statistic == "rate" and 0.3 < nf.values["fraction"] < 0.7
+
+
+def test_a_vanishing_gradient_is_a_notice_until_it_holds_through_a_whole_later_epoch():
+    z = (torch.rand(64, 2) * 0.5 - 1).requires_grad_(True)  # z1 < -0.5: relu(z1 - 0.8) flat everywhere
+    flat = 10 * (z[:, :1] - 0.8).clamp(min=0)
+    w = watch(probe_every=1)
+    kinds = []
+    for k, epoch in enumerate([1] * 10 + [2] * 10 + [3] * 2, start=1):
+        w.observe_batch(flat, z, epoch, k)
+        kinds += [(x.kind, x.stop, x.epoch, x.iteration) for x in w.take()]
+    assert kinds == [("vanishing_gradient", False, 1, 5), ("vanishing_gradient", True, 3, 21)]
+    recovered = watch(probe_every=1)  # pulled out during epoch 2: a notice only
+    for k, epoch in enumerate([1] * 10 + [2] * 10 + [3] * 2, start=1):
+        recovered.observe_batch(flat if k < 15 else 10 * z[:, :1] + 1.0, z, epoch, k)
+    assert [(x.kind, x.stop) for x in recovered.take()] == [("vanishing_gradient", False)]
 
 
 def tiny(model, **kw):
@@ -81,25 +97,44 @@ def test_the_lds_trains_without_a_health_notice(tmp_path):
     assert json.loads((tmp_path / "run.json").read_text())["health"] == []
 
 
-def test_a_flat_statistic_stops_training_in_the_first_epoch_keeping_the_checkpoint(tmp_path):
+def test_a_flat_statistic_gets_a_notice_in_the_first_epoch_and_trains_on(tmp_path):
     model = load_model(f"{MODELS}:FlatCorner")
-    trainer = EPITrainer(model, None, *tiny(model), run_dir=tmp_path)
+    trainer = EPITrainer(model, None, *tiny(model, num_epochs=1), run_dir=tmp_path)
+    notices = []
+    trainer.add_callback(on_iteration=lambda r: notices.extend(r.health))
     result = trainer.train()
-    assert result.state == "unhealthy" and result.epochs == 0 and result.iterations < 200
-    assert [h["kind"] for h in result.health] == ["vanishing_gradient"]
-    assert "the gradient of rate vanishes on" in result.error
+    assert result.state == "finished" and result.iterations == 200
+    (notice,) = notices
+    assert notice.kind == "vanishing_gradient" and not notice.stop and notice.iteration < 200
+    assert "the gradient of rate vanishes on" in notice.message and "init=abc" in " ".join(notice.advice)
+    assert json.loads((tmp_path / "run.json").read_text())["health"] == [notice.to_dict()]
+
+
+def test_a_statistic_flat_for_good_stops_training_keeping_the_checkpoint(tmp_path):
+    """Dead: zero everywhere. A notice after 5 probes; a stop at epoch 3's first probe (it held through the
+    whole of epoch 2), before any checkpoint of epoch 3: the checkpoint on disk is epoch 2's end."""
+    model = load_model(f"{MODELS}:Dead")
+    trainer = EPITrainer(model, None, *tiny(model, num_epochs=4, iters_per_epoch=60), run_dir=tmp_path)
+    result = trainer.train()
+    assert result.state == "unhealthy" and result.epochs == 2 and result.iterations == 121
+    # probes at iterations 1, 21, 41 (epoch 1), 61, 81, 101 (epoch 2), 121 (epoch 3): the 5th is the notice
+    assert [(h["kind"], h["stop"], h["iteration"]) for h in result.health] == [
+        ("vanishing_gradient", False, 81), ("vanishing_gradient", True, 121)]
+    assert "unchanged through epoch 2 and its multiplier update" in result.error
     meta = json.loads((tmp_path / "run.json").read_text())
-    assert meta["state"] == "unhealthy" and meta["health"][0]["statistic"] == "rate"
+    assert meta["state"] == "unhealthy" and meta["health"][1]["statistic"] == "rate"
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
-    assert ckpt["iteration"] == 0  # from before the finding: after initialization
+    assert ckpt["iteration"] == 120 and ckpt["epoch"] == 2  # from before the finding
 
 
 def test_health_warn_reports_and_goes_on(tmp_path):
-    model = load_model(f"{MODELS}:FlatCorner")
-    result = EPITrainer(model, None, *tiny(model, health="warn", num_epochs=1), run_dir=tmp_path).train()
-    assert result.state == "finished" and result.iterations == 200
-    assert [h["kind"] for h in result.health] == ["vanishing_gradient"]
-    off = EPITrainer(model, None, *tiny(model, health="off", num_epochs=1, iters_per_epoch=100)).train()
+    model = load_model(f"{MODELS}:Dead")
+    result = EPITrainer(model, None, *tiny(model, health="warn", num_epochs=3, iters_per_epoch=60),
+                        run_dir=tmp_path).train()
+    assert result.state == "finished" and result.iterations == 180
+    assert [(h["kind"], h["stop"]) for h in result.health] == [("vanishing_gradient", False),
+                                                               ("vanishing_gradient", True)]
+    off = EPITrainer(model, None, *tiny(model, health="off", num_epochs=3, iters_per_epoch=60)).train()
     assert off.health == [] and off.state == "finished"
 
 
@@ -113,13 +148,14 @@ def test_a_nan_statistic_fails_with_the_health_advice(tmp_path):
 
 @pytest.mark.parametrize("health, code", [("stop", 4), ("warn", 3)])
 def test_cli_train_prints_the_finding_and_its_advice(tmp_path, capsys, health, code):
-    argv = ["train", f"{MODELS}:FlatCorner", "--out", str(tmp_path / health), "--quiet", "--set", f"health={health}",
-            "--set", "iters_per_epoch=200", "--set", "num_epochs=1", "--set", "init_iters=20",
+    argv = ["train", f"{MODELS}:Dead", "--out", str(tmp_path / health), "--quiet", "--set", f"health={health}",
+            "--set", "iters_per_epoch=60", "--set", "num_epochs=3", "--set", "init_iters=20",
             "--set", "num_test_batches=10"]
     assert main(argv) == code
     out = capsys.readouterr()
+    assert "health [vanishing_gradient, notice] the gradient of rate vanishes on" in out.out
     assert "health [vanishing_gradient] the gradient of rate vanishes on" in out.out
-    assert "epi-dash check tests/data/preflight_models.py:FlatCorner" in out.out
+    assert "epi-dash check tests/data/preflight_models.py:Dead" in out.out
     assert ("stopped by the health watch" in out.err) == (health == "stop")
 
 

@@ -20,6 +20,7 @@ def model(name):
     ("Flat", {}, ["flat"]),  # relu: zero gradient on half the box
     ("FlatCorner", {}, ["flat"]),  # zero gradient on 95 % of the box
     ("SoftCorner", {}, []),  # the same statistic through softplus: fixed
+    ("Dead", {}, ["flat", "unreachable"]),  # zero everywhere, target 1 +- 0.1
     ("Step", {}, ["step"]),  # a staircase
     ("Sawtooth", {}, ["jumps"]),  # a gradient everywhere, but jumps
     ("NaNRegion", {}, ["non_finite"]),  # log of a negative number on a quarter of the box

@@ -30,16 +30,25 @@ class Flat(_Closed):
 class FlatCorner(_Closed):
     """rate = 20 relu(z1 - 0.9): flat on 95 % of the box, including where q starts (its centre)."""
 
-    statistics = (Statistic("rate", mean=1.0, std=0.1),)
+    statistics = (Statistic("rate", mean=1.0, std=0.3),)
 
     def measure(self, x, z):
         return 20 * (z[:, :1] - 0.9).clamp(min=0)
 
 
+class Dead(_Closed):
+    """rate = relu(z1 - 2): zero, with zero gradient, everywhere in the box; a target of 1 is out of reach."""
+
+    statistics = (Statistic("rate", mean=1.0, std=0.1),)
+
+    def measure(self, x, z):
+        return (z[:, :1] - 2).clamp(min=0)
+
+
 class SoftCorner(_Closed):
     """FlatCorner fixed as the README shows: softplus keeps a small slope where relu was flat."""
 
-    statistics = (Statistic("rate", mean=1.0, std=0.1),)
+    statistics = (Statistic("rate", mean=1.0, std=0.3),)
 
     def measure(self, x, z):
         return 20 * 0.1 * torch.nn.functional.softplus((z[:, :1] - 0.9) / 0.1)
