@@ -66,7 +66,7 @@ def dashboard(model_name: str, iters: int, runs_dir: Path) -> tuple[float, int]:
     wb.start()
     wb.tabs.get_root(Document())  # render the Training tab: its HoloViews plots now update on every refresh
     refreshes, times = 0, []
-    original = wb.apply_events
+    original = wb.pump.apply
 
     def counting(events):
         nonlocal refreshes
@@ -74,13 +74,12 @@ def dashboard(model_name: str, iters: int, runs_dir: Path) -> tuple[float, int]:
         times.extend(e.data["wall_time"] for e in events if e.kind == "iteration")
         original(events)
 
-    wb.apply_events = counting
+    wb.pump.apply = counting  # what each (throttled) refresh calls
     while wb.runner.running:
         time.sleep(0.25)
         wb.drain()
     wb.runner.join()
-    wb._next_refresh = 0.0
-    wb.drain()
+    wb.pump.flush()
     return _rate(times), refreshes
 
 

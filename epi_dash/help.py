@@ -31,3 +31,16 @@ views back, tick two and *Compare*, or download samples, the whole run, or its f
     "next": """**What to try next.** Narrow a standard deviation and watch the entropy fall; move a target
 mean and see q shift; compare the mode's traces with a point along a degenerate direction.""",
 }
+
+
+def explained(key: str, view, explain: bool, above: bool = False):
+    """``view`` with its help note ``HELP[key]`` beside it (``above`` it for a view that needs the whole
+    width) when ``explain`` (the tutorial); else ``view`` itself."""
+    if not explain:
+        return view
+    import panel as pn
+
+    note = pn.pane.Markdown(HELP[key], width=None if above else 260, sizing_mode="stretch_width" if above else None,
+                            styles={"background": "#f3f7fb", "border-left": "4px solid #1f77b4",
+                                    "padding": "4px 10px", "font-size": "13px"})
+    return pn.Column(note, view, sizing_mode="stretch_width") if above else pn.Row(view, note, sizing_mode="stretch_width")

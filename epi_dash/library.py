@@ -1,4 +1,5 @@
-"""Run library: a table of saved runs, downloads, and a side-by-side comparison of two runs."""
+"""Run library: a table of saved runs (every job of the runs directory, with its kind), downloads, and a
+side-by-side comparison of two EPI runs."""
 
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ from core.model import load_model
 from core.runs import Run, list_runs, load_run
 
 from .live import run_info
+from .panels.library import job_kind
 from .pairplot import PairplotFigure, share_ranges
 from .views import sensitive_dimensions
 
-COLUMNS = ["run", "model", "property", "state", "converged", "entropy", "iterations", "date"]
+COLUMNS = ["run", "kind", "model", "property", "state", "converged", "entropy", "iterations", "date"]
 #: pixels per pairplot panel when two runs are compared: both 4 x 4 grids fit beside each other at 1366 px
 COMPARE_PANEL_SIZE = 90
-RUN_COLUMN_WIDTHS = {"model": 80, "state": 95, "converged": 75, "entropy": 90, "iterations": 75, "date": 135}
+RUN_COLUMN_WIDTHS = {"kind": 70, "model": 80, "state": 95, "converged": 75, "entropy": 90, "iterations": 75, "date": 135}
 
 
 def _property_text(prop: dict) -> str:
@@ -37,6 +39,7 @@ def runs_table(runs_dir: str | Path) -> pd.DataFrame:
         history = meta.get("history") or []
         rows.append({
             "run": run.path.name,
+            "kind": job_kind(meta),
             "model": meta.get("model", "?"),
             "property": _property_text(meta["property"]) if "property" in meta else "",
             "state": run.state,

@@ -113,6 +113,20 @@ class SetupState(param.Parameterized):
         model.param.watch(self._bump, [k for k in model.param if k != "name"])
         self._bump()
 
+    def apply_run(self, meta: dict[str, Any]) -> tuple[Model, EmergentProperty]:
+        """Use a saved run's model, property and settings (its run.json ``meta``); its model spec joins
+        the choices when it is not one of them. Returns the model and property."""
+        if meta["model"] not in self.param.model_spec.objects:
+            self.param.model_spec.objects = [*self.param.model_spec.objects, meta["model"]]
+        model = load_model(meta["model"], **meta.get("model_params", {}))
+        prop = EmergentProperty.from_dict(meta["property"])
+        settings = {k: v for k, v in {**meta.get("flow", {}), **meta.get("optimizer", {})}.items()
+                    if k not in ("device", "mixing")}
+        with param.parameterized.discard_events(self):
+            self.model_spec = meta["model"]
+        self.apply_model(model, prop, settings)
+        return model, prop
+
     def set_target(self, kind: str, stat: str, value: float | None) -> None:
         """Set the target ``kind`` ("mean" or "std") of one statistic (``None``: empty widget)."""
         target = {"mean": self.means, "std": self.stds}[kind]

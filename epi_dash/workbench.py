@@ -15,9 +15,7 @@ import logging
 import re
 from pathlib import Path
 
-import holoviews as hv
 import panel as pn
-import param
 
 from core.errors import InputError
 from core.runs import load_run, reserve_run_dir
@@ -26,12 +24,11 @@ from .compare import compare_methods_area
 from .config import configure_torch_threads, discover_models, model_path_from_env, runs_dir_from_env
 from .epi_samples import SamplesView
 from .epi_setup import EPISetupForm
-from .epi_training import TrainingView, epoch_table_height  # noqa: F401 (re-exported)
-from .epi_training import status_markdown
-from .help import HELP
+from .epi_training import TrainingView, status_markdown
+from .help import explained
 from .library import RunLibrary
 from .live import LiveRun, run_info
-from .panels import EventPump, JobControls
+from .panels import EventPump, JobControls, load_extensions
 from .runner import TrainingRunner
 from .state import SetupState
 
@@ -42,8 +39,7 @@ TRAINING = ("running", "starting", "stopping")
 def ensure_extensions() -> None:
     """Load the Panel/HoloViews extensions this app needs (idempotent, per session)."""
     configure_torch_threads()
-    hv.extension("bokeh", logo=False)
-    pn.extension("tabulator", notifications=True)
+    load_extensions()
     pn.config.disconnect_notification = "Connection to the server lost: reload the page."
 
 
@@ -135,20 +131,10 @@ class Workbench(pn.viewable.Viewer):
         if self.runner.running:
             return self.notify("warning", "Stop the running training before opening another run.")
         try:
-            from core.model import load_model
-            from core.property import EmergentProperty
-
             meta = load_run(path).meta
-            if meta["model"] not in self.setup.param.model_spec.objects:
-                self.setup.param.model_spec.objects = [*self.setup.param.model_spec.objects, meta["model"]]
+            model, prop = self.setup.apply_run(meta)
+            if meta["model"] not in self.form.model_select.options.values():
                 self.form.model_select.options = {**self.form.model_select.options, meta["model"]: meta["model"]}
-            model = load_model(meta["model"], **meta.get("model_params", {}))
-            prop = EmergentProperty.from_dict(meta["property"])
-            settings = {k: v for k, v in {**meta.get("flow", {}), **meta.get("optimizer", {})}.items()
-                        if k not in ("device", "mixing")}
-            with param.parameterized.discard_events(self.setup):
-                self.setup.model_spec = meta["model"]
-            self.setup.apply_model(model, prop, settings)
             self.form.model_select.param.update(value=meta["model"])
             if self.live is None or self.live.info.parameter_names != model.parameter_names:
                 self._new_live(model, prop.mean, prop.std)
@@ -231,13 +217,7 @@ class Workbench(pn.viewable.Viewer):
         self.samples.show(self.live, model)
 
     def _explained(self, key: str, view: pn.viewable.Viewable, above: bool = False) -> pn.viewable.Viewable:
-        """``view`` with its help note (tutorial only) beside it, or ``above`` it (the runs table)."""
-        if not self.explain:
-            return view
-        note = pn.pane.Markdown(HELP[key], width=None if above else 260, sizing_mode="stretch_width" if above else None,
-                                styles={"background": "#f3f7fb", "border-left": "4px solid #1f77b4",
-                                        "padding": "4px 10px", "font-size": "13px"})
-        return pn.Column(note, view, sizing_mode="stretch_width") if above else pn.Row(view, note, sizing_mode="stretch_width")
+        return explained(key, view, self.explain, above)
 
     def sidebar(self) -> list[pn.viewable.Viewable]:
         return [*self.form.widgets(), self.controls.buttons]

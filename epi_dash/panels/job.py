@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import re
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import holoviews as hv
 import pandas as pd

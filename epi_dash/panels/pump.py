@@ -67,6 +67,11 @@ class EventPump:
             spent = time.monotonic() - started
             self._next_refresh = time.monotonic() + min(MAX_REFRESH_S, max(MIN_REFRESH_S, REFRESH_DUTY * spent))
 
+    def flush(self) -> None:
+        """Apply everything queued now, whatever the throttle (a job's end, tests, benchmarks)."""
+        self._next_refresh = 0.0
+        self.pump()
+
     def stop(self) -> None:
         """End the periodic callback (the session is gone)."""
         if self.callback is not None:
