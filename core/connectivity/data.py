@@ -105,6 +105,22 @@ def load_data(path: str | Path) -> dict[str, np.ndarray]:
     return {key: a, "t": _times(d, a.shape[1])}
 
 
+def check_data(path: str | Path, rank: int) -> dict[str, np.ndarray]:
+    """``load_data`` plus the rank check: latents must have exactly ``rank`` dimensions, activity at least
+    ``rank`` units and time points."""
+    if not isinstance(rank, int) or rank < 1:
+        raise InputError("rank", f"must be a positive integer; got {rank!r}")
+    d = load_data(path)
+    if "kappa" in d and d["kappa"].shape[2] != rank:
+        R = d["kappa"].shape[2]
+        raise InputError("rank", f"the latent trajectories have {R} dimensions, so the data support rank {R} "
+                                 f"exactly; got rank {rank}")
+    if "x" in d and rank > min(d["x"].shape[1], d["x"].shape[2]):
+        raise InputError("rank", f"the data support at most rank {min(d['x'].shape[1:])} "
+                                 f"({d['x'].shape[2]} units, {d['x'].shape[1]} time points); got {rank}")
+    return d
+
+
 def observation_from_data(path: str | Path, rank: int, tau: float = 1.0, phi: str = "tanh", max_probes: int = 48,
                           n_noise: float = 0.5, gd_steps: int = 300, seed: int = 0) -> tuple[Observation, dict[str, Any]]:
     """The Observation of a user file. Latents: p(m) free up to E[m m^T] = I (the data's coordinates
@@ -113,17 +129,12 @@ def observation_from_data(path: str | Path, rank: int, tau: float = 1.0, phi: st
     from .baseline import fit_activity_gd
     from .identifiability import fit_gaussian
 
-    if not isinstance(rank, int) or rank < 1:
-        raise InputError("rank", f"must be a positive integer; got {rank!r}")
-    d = load_data(path)
+    d = check_data(path, rank)
     t = torch.as_tensor(d["t"], dtype=torch.float64)
     info: dict[str, Any] = {"path": str(path)}
     m_samples = None
     if "kappa" in d:
         kappa = torch.as_tensor(d["kappa"], dtype=torch.float64)
-        if kappa.shape[2] != rank:
-            raise InputError("rank", f"the latent trajectories have {kappa.shape[2]} dimensions, so the data "
-                                     f"support rank {kappa.shape[2]} exactly; got rank {rank}")
         info["kind"] = "latents"
     else:
         x = torch.as_tensor(d["x"], dtype=torch.float64)

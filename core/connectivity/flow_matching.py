@@ -167,9 +167,9 @@ class FlowMatchingSettings:
     layers: int = 3
     correction_rounds: int = 1
     correction_steps: int = 600
-    correction_pool: int = 20_000
-    eval_samples: int = 20_000
-    entropy_samples: int = 3000
+    correction_pool: int = 10_000
+    eval_samples: int = 10_000
+    entropy_samples: int = 2000
     tol: float = 0.03
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)

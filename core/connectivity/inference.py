@@ -27,10 +27,11 @@ DEFAULTS: dict[str, Any] = {
     "teacher": None, "data": None, "rank": None, "method": "fm", "seed": 0, "pin_m": True,
     "observation": "field", "fm_steps": 3000, "correction_rounds": 1, "epi_epochs": 6, "epi_iters": 800,
     "gd_steps": 400, "gd_units": 500, "n_noise": 0.5, "validate": True, "networks": 4, "N": 1000,
-    "num_samples": 5000,
+    "num_samples": 5000, "entropy_samples": 2000,
 }
 QUICK = {"fm_steps": 300, "correction_rounds": 0, "epi_epochs": 1, "epi_iters": 100, "gd_steps": 30,
-         "networks": 1, "num_samples": 2000}
+         "networks": 1, "num_samples": 2000,
+         "entropy_samples": 300}
 
 
 def normalize_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -42,13 +43,21 @@ def normalize_settings(settings: dict[str, Any]) -> dict[str, Any]:
     s.pop("quick", None)
     if (s["teacher"] is None) == (s["data"] is None):
         raise InputError("teacher", "give exactly one of a teacher or a data file")
-    if s["teacher"] is not None and s["teacher"] not in TEACHERS:
-        raise InputError("teacher", f"unknown teacher {s['teacher']!r}; choose one of {', '.join(TEACHERS)}")
-    if s["data"] is not None and s["rank"] is None:
-        raise InputError("rank", "a data file needs --rank")
+    if s["teacher"] is not None:
+        if s["teacher"] not in TEACHERS:
+            raise InputError("teacher", f"unknown teacher {s['teacher']!r}; choose one of {', '.join(TEACHERS)}")
+        R = make_teacher(s["teacher"]).rank
+        if s["rank"] is not None and s["rank"] != R:
+            raise InputError("rank", f"teacher {s['teacher']} has rank {R}; got {s['rank']}")
+    if s["data"] is not None:
+        if s["rank"] is None:
+            raise InputError("rank", "a data file needs --rank")
+        from .data import check_data
+
+        check_data(s["data"], s["rank"])
     if s["method"] not in METHODS:
         raise InputError("method", f"unknown method {s['method']!r}; choose one of {', '.join(METHODS)}")
-    for k in ("fm_steps", "epi_epochs", "epi_iters", "gd_steps", "gd_units", "networks", "N", "num_samples"):
+    for k in ("entropy_samples", "fm_steps", "epi_epochs", "epi_iters", "gd_steps", "gd_units", "networks", "N", "num_samples"):
         if not isinstance(s[k], int) or s[k] < 1:
             raise InputError(k, f"must be a positive integer; got {s[k]!r}")
     return s
@@ -64,7 +73,8 @@ def build_observation(s: dict[str, Any]) -> tuple[Observation, dict[str, Any]]:
         return obs, {"teacher": t.name, "description": t.description}
     from .data import observation_from_data
 
-    return observation_from_data(s["data"], int(s["rank"]), n_noise=float(s["n_noise"]), seed=s["seed"])
+    return observation_from_data(s["data"], int(s["rank"]), n_noise=float(s["n_noise"]), gd_steps=s["gd_steps"],
+                                 seed=s["seed"])
 
 
 def save_loadings(path: str | Path, samples: Tensor, obs: Observation, method: str, **extra: Any) -> None:
@@ -139,7 +149,8 @@ def infer(s: dict[str, Any], ctx: JobContext | None = None) -> dict[str, Any]:
     if s["method"] == "fm":
         from .flow_matching import FlowMatchingSettings, fit_maxent_flow
 
-        fs = FlowMatchingSettings(steps=s["fm_steps"], correction_rounds=s["correction_rounds"], seed=s["seed"])
+        fs = FlowMatchingSettings(steps=s["fm_steps"], correction_rounds=s["correction_rounds"], seed=s["seed"],
+                                  entropy_samples=s["entropy_samples"], eval_samples=max(s["num_samples"], 4000))
         res = fit_maxent_flow(obs, fs, on_progress=progress,
                               state=ctx.load_checkpoint() if ctx is not None else None,
                               checkpoint=ctx.save_checkpoint if ctx is not None else None)

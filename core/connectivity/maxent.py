@@ -103,8 +103,8 @@ def constraint_error(z: Tensor, obs: Observation) -> float:
     return float(dynamics_residual(z, obs).norm() / obs.F.norm().clamp(min=1e-12))
 
 
-def solve_maxent(obs: Observation, pool_size: int = 40_000, l2: float = 1e-3, proposal_scale: float = 1.3,
-                 max_iter: int = 400, tol: float = 0.02, seed: int = 0,
+def solve_maxent(obs: Observation, pool_size: int = 20_000, l2: float = 1e-3, proposal_scale: float = 1.3,
+                 max_iter: int = 200, tol: float = 0.02, seed: int = 0,
                  init: MaxEntSolution | None = None) -> MaxEntSolution:
     """Fit eta, B (and A) by L-BFGS on the convex dual. ``tol``: relative constraint error that counts as
     converged (an unreachable observation ends with converged False and the best iterate)."""
@@ -147,7 +147,7 @@ def solve_maxent(obs: Observation, pool_size: int = 40_000, l2: float = 1e-3, pr
         return L + 0.5 * l2 * (eta**2).sum(), B, A, log_w
 
     opt = torch.optim.LBFGS(params, lr=1, max_iter=max_iter, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-10, tolerance_change=1e-14, history_size=50)
+                            tolerance_grad=1e-8, tolerance_change=1e-12, history_size=50)
 
     def closure():
         opt.zero_grad()
