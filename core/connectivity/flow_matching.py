@@ -177,10 +177,10 @@ class FlowMatchingSettings:
 
 def fit_maxent_flow(obs: Observation, settings: FlowMatchingSettings | None = None,
                     on_progress: Callable[[int, int, dict[str, float]], None] | None = None,
-                    state: dict[str, Any] | None = None, checkpoint: Callable[[dict[str, Any]], None] | None = None
-                    ) -> dict[str, Any]:
-    """Max-ent CNF for ``obs``. ``on_progress(step, total, scalars)`` (may raise to stop); ``state`` /
-    ``checkpoint`` resume and save between chunks of 200 steps. Returns {"cnf", "solution", "samples",
+                    state: dict[str, Any] | None = None, checkpoint: Callable[[dict[str, Any]], None] | None = None,
+                    check_stop: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Max-ent CNF for ``obs``. ``on_progress(step, total, scalars)``; ``state`` / ``checkpoint`` resume
+    and save between chunks of 200 steps, after which ``check_stop()`` may raise to stop. Returns {"cnf", "solution", "samples",
     "constraint_error", "entropy", "converged", "wall_time_s", "history"}."""
     s = settings or FlowMatchingSettings()
     t0 = time.perf_counter()
@@ -216,6 +216,8 @@ def fit_maxent_flow(obs: Observation, settings: FlowMatchingSettings | None = No
         if checkpoint is not None:
             checkpoint({"cnf": cnf.state_dict(), "done": done, "history": history,
                         "elapsed": elapsed0 + time.perf_counter() - t0})
+        if check_stop is not None:
+            check_stop()
     rounds_done = state.get("rounds", 0)
     best = None
     for r in range(rounds_done, s.correction_rounds):
@@ -238,6 +240,8 @@ def fit_maxent_flow(obs: Observation, settings: FlowMatchingSettings | None = No
         if checkpoint is not None:
             checkpoint({"cnf": cnf.state_dict(), "done": done, "rounds": r + 1, "history": history,
                         "elapsed": elapsed0 + time.perf_counter() - t0})
+        if check_stop is not None:
+            check_stop()
     samples = cnf.sample(s.eval_samples, seed=s.seed + 999).double()
     err = constraint_error(samples, obs)
     H = cnf.entropy(s.entropy_samples, seed=s.seed + 998)

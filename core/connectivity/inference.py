@@ -142,7 +142,6 @@ def infer(s: dict[str, Any], ctx: JobContext | None = None) -> dict[str, Any]:
     def progress(step: int, total: int, scalars: dict[str, float]) -> None:
         if ctx is not None:
             ctx.progress(step, total, **scalars)
-            ctx.check_stop()
 
     draw = None
     extra: dict[str, Any] = {}
@@ -153,7 +152,8 @@ def infer(s: dict[str, Any], ctx: JobContext | None = None) -> dict[str, Any]:
                                   entropy_samples=s["entropy_samples"], eval_samples=max(s["num_samples"], 4000))
         res = fit_maxent_flow(obs, fs, on_progress=progress,
                               state=ctx.load_checkpoint() if ctx is not None else None,
-                              checkpoint=ctx.save_checkpoint if ctx is not None else None)
+                              checkpoint=ctx.save_checkpoint if ctx is not None else None,
+                              check_stop=ctx.check_stop if ctx is not None else None)
         cnf = res["cnf"]
 
         def draw(n: int, seed: int) -> Tensor:
@@ -188,6 +188,8 @@ def infer(s: dict[str, Any], ctx: JobContext | None = None) -> dict[str, Any]:
         def on_step(k, total, loss):
             if k % 10 == 0 or k == total:
                 progress(k, total, {"loss": loss})
+                if ctx is not None:
+                    ctx.check_stop()  # a stopped fit starts again on resume (it takes seconds)
 
         res = fit_latent_gd(tr["t"], tr["kappa"], obs.rank, N=s["gd_units"], steps=s["gd_steps"],
                             tau=obs.tau, phi=obs.phi, seed=s["seed"], on_step=on_step)
