@@ -110,3 +110,14 @@ def test_cli_check_exit_codes_and_output(capsys):
     assert "error: mean[nope]" in capsys.readouterr().err
     assert main(["check", "lds", "--set", "bogus=1"]) == 2
     assert main(["check", "lds", "-n", "3"]) == 2
+
+
+def test_the_issues_rate_oscillator_is_caught_before_training():
+    """Issue 26's model: a soft-argmax spectral peak is the grid's mean frequency wherever the E-I network
+    settles (most of the box) and moves in jumps at the onset of oscillation: a step function."""
+    m = load_model("tests/data/rate_oscillator.py:RateOscillator")
+    report = preflight(m, num_samples=200, seed=2, device="cpu")
+    check = report.statistics[0]
+    assert report.verdicts()["frequency"][0] == "step"
+    assert check.box.flat > 0.6 and check.box.jumps >= 0.005
+    assert "epi-dash compare tests/data/rate_oscillator.py:RateOscillator --methods snpe,smc" in report.to_text()
