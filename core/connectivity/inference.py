@@ -3,6 +3,7 @@ validation numbers. Used by ``epi-dash connectivity infer``, the benchmark and t
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -101,14 +102,22 @@ def _sampler(samples: Tensor, draw: Callable[[int, int], Tensor] | None) -> Call
     return boot
 
 
+@functools.lru_cache(maxsize=16)
+def teacher_reference(name: str) -> dict[str, float]:
+    """The validation protocol on the teacher's mean field (closed form; Monte Carlo over 50k fixed samples
+    for heavy teachers). Cached: it is a pure function of the teacher."""
+    teacher = make_teacher(name)
+    field = teacher.field if not teacher.heavy else mc_field(teacher.sample(50_000, seed=12345), teacher.rank,
+                                                              teacher.phi)
+    return reference_dynamics(teacher.kind, field, teacher.tau)
+
+
 def validate(kind: str, obs: Observation, draw: Callable[[int, int], Tensor], samples: Tensor,
              teacher=None, networks: int = 4, N: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Resampled N-unit networks vs the teacher's mean-field dynamics; tails of m and of n given m."""
     out: dict[str, Any] = {}
-    ref_field = teacher.field if teacher is not None and not teacher.heavy else (
-        mc_field(teacher.sample(50_000, seed=12345), obs.rank, obs.phi) if teacher is not None else None)
-    if ref_field is not None:
-        ref = reference_dynamics(kind, ref_field, obs.tau)
+    if teacher is not None:
+        ref = teacher_reference(teacher.name)
         got = network_dynamics(kind, draw, N=N, networks=networks, seed=seed + 77, tau=obs.tau, phi=obs.phi)
         err = dynamics_error(kind, got, ref)
         out.update(reference=ref, networks=got, dynamics_error=err, tolerance=TOLERANCES[kind],
