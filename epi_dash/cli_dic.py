@@ -2,7 +2,7 @@
 
     epi-dash dic train --model stg [--out DIR]            # simulate the training set, train the network
     epi-dash dic generate --model stg --spikes FILE -n 1000 --out DIR
-    epi-dash dic generate --model da --dic GS,GU -n 1000 --out DIR
+    epi-dash dic generate --model da --dic=GS,GU -n 1000 --out DIR   (--dic=-2,3: '=' for a negative g_s)
 
 ``train`` writes ``DIR/dataset`` (the simulated data set, a resumable job) and ``DIR/network``
 (``density.pt``, a resumable job); DIR defaults to ``$EPI_DASH_RUNS_DIR/dic/MODEL`` (``runs/dic/MODEL``),
@@ -139,7 +139,8 @@ def cmd_generate(args) -> int:
     print(f"{int(ok.sum())} of {args.n} neurons compensated in {t_gen * 1000:.0f} ms "
           f"(V_th {model.V_th} mV){'' if ok.all() else f'; {int((~ok).sum())} failed: ' + str(pop['reason'][~ok][0])}")
     if not args.no_simulate and ok.any():
-        sim = simulate(model, torch.from_numpy(arrays["g"]), seed=args.seed, device=args.device)
+        sim = simulate(model, torch.from_numpy(arrays["g"]), seed=args.seed, device=args.device,
+                       duration=args.duration, transient=args.transient)
         m_gen = activity_metrics(sim.spikes)
         rows += metrics_rows(m_gen, "generated")
         counts = torch.bincount(m_gen["cls"], minlength=3).tolist()
@@ -156,8 +157,10 @@ def cmd_generate(args) -> int:
 
 
 def add_parser(sub) -> None:
+    import argparse
+
     p = sub.add_parser("dic", help="degenerate conductance-based populations from spike times (DICs)",
-                       description=__doc__)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     verbs = p.add_subparsers(dest="dic_command", required=True)
 
     t = verbs.add_parser("train", help="simulate the training set and train the spike-train -> DIC network")
@@ -181,12 +184,14 @@ def add_parser(sub) -> None:
     g.add_argument("--model", default="stg", help="stg or da (default: %(default)s)")
     src = g.add_mutually_exclusive_group()
     src.add_argument("--spikes", help="spike-time file (.npz: times, units; .csv: unit,time)")
-    src.add_argument("--dic", help="target DICs GS,GU (no network needed)")
+    src.add_argument("--dic", help="target DICs GS,GU (no network needed); write --dic=-6,7 for a negative g_s")
     g.add_argument("-n", type=int, default=1000, help="neurons to generate (default: %(default)s)")
     g.add_argument("--out", required=True, help="output folder")
     g.add_argument("--network", help="trained network folder or density.pt (default: runs/dic/MODEL/network)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--no-simulate", action="store_true", help="skip simulating the generated population")
+    g.add_argument("--duration", type=float, default=None, help="ms simulated after the transient (default: the model's)")
+    g.add_argument("--transient", type=float, default=None, help="ms discarded (default: the model's)")
     g.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     g.add_argument("--threads", type=int, default=1)
     g.set_defaults(func=cmd_generate)

@@ -8,8 +8,8 @@ Network: Linear 2 -> d + sinusoidal position code; ``layers`` post-norm transfor
 self-attention with the padding mask, GELU feed-forward); one learned query attends over the tokens
 (masked softmax) -> LayerNorm -> Linear -> GELU -> an embedding z. Unlike the authors' heteroscedastic
 Gaussian head, the density over (g_s, g_u) given z is a conditional neural spline flow (zuko NSF) trained
-by maximum likelihood on (g_s, g_u) rescaled to [-1, 1] over the model's DIC box: a real, possibly
-multimodal density whose samples are the targets of the compensation.
+by maximum likelihood on w = atanh((g_s, g_u) rescaled to (-1, 1) over the model's DIC box): a real,
+possibly multimodal density with all its mass inside the box, whose samples are the compensation's targets.
 """
 
 from __future__ import annotations
@@ -107,26 +107,30 @@ class DICDensity(nn.Module):
     def embed(self, tok: Tensor, mask: Tensor) -> Tensor:
         return self.encoder((tok - self.tok_mean) / self.tok_std * mask[..., None], mask)
 
-    def to_unit(self, y: Tensor) -> Tensor:
-        return (y - self.center) / self.halfwidth
+    def to_free(self, y: Tensor) -> tuple[Tensor, Tensor]:
+        """y in the DIC box -> w = atanh((y - center) / halfwidth) in R^2, and log |dw/dy| (...,)."""
+        u = ((y - self.center) / self.halfwidth).clamp(-1 + 1e-6, 1 - 1e-6)
+        logdet = -torch.log1p(-u**2).sum(-1) - torch.log(self.halfwidth).sum()
+        return torch.atanh(u), logdet
 
-    def from_unit(self, u: Tensor) -> Tensor:
-        return u * self.halfwidth + self.center
+    def from_free(self, w: Tensor) -> Tensor:
+        return torch.tanh(w) * self.halfwidth + self.center
 
     def log_prob(self, y: Tensor, tok: Tensor, mask: Tensor) -> Tensor:
-        """log q(y | train) (N,) for y (N, 2) in DIC units (the Jacobian of the rescaling included)."""
+        """log q(y | train) (N,) for y (N, 2) in DIC units: all the mass lies inside the DIC box."""
         z = self.embed(tok, mask)
-        return self.flow(z).log_prob(self.to_unit(y).float()) - torch.log(self.halfwidth).sum()
+        w, logdet = self.to_free(y.double())
+        return self.flow(z).log_prob(w.float()) + logdet.float()
 
     @torch.no_grad()
     def sample(self, trains: SpikeTrains, m: int, generator_seed: int = 0) -> Tensor:
-        """(N, m, 2) samples of (g_s, g_u) per train, clamped into the model's DIC box."""
+        """(N, m, 2) samples of (g_s, g_u) per train (inside the model's DIC box by construction)."""
         self.eval()
         tok, mask = isi_tokens(check_trains(trains), self.config["max_spikes"])
         z = self.embed(tok, mask)
         torch.manual_seed(generator_seed)
-        u = self.flow(z).sample((m,)).transpose(0, 1)  # (N, m, 2)
-        return self.from_unit(u.double().clamp(-1, 1))
+        w = self.flow(z).sample((m,)).transpose(0, 1)  # (N, m, 2)
+        return self.from_free(w.double())
 
     @torch.no_grad()
     def grid_log_prob(self, trains: SpikeTrains, gs: Tensor, gu: Tensor) -> Tensor:
@@ -136,9 +140,9 @@ class DICDensity(nn.Module):
         z = self.embed(tok, mask)
         G_s, G_u = torch.meshgrid(gs, gu, indexing="xy")
         y = torch.stack([G_s.reshape(-1), G_u.reshape(-1)], -1).double()
-        u = self.to_unit(y).float()
-        lp = self.flow(z[:, None, :].expand(-1, len(u), -1)).log_prob(u[None].expand(len(z), -1, -1))
-        return (lp - torch.log(self.halfwidth).sum()).reshape(len(z), len(gu), len(gs))
+        w, logdet = self.to_free(y)
+        lp = self.flow(z[:, None, :].expand(-1, len(w), -1)).log_prob(w.float()[None].expand(len(z), -1, -1))
+        return (lp + logdet.float()).reshape(len(z), len(gu), len(gs))
 
     def save(self, path) -> Path:
         p = Path(path)
