@@ -28,7 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "teacher": None, "data": None, "rank": None, "method": "fm", "seed": 0, "pin_m": True,
     "observation": "field", "fm_steps": 3000, "correction_rounds": 1, "epi_epochs": 6, "epi_iters": 800,
     "gd_steps": 400, "gd_units": 500, "n_noise": 0.5, "validate": True, "networks": 4, "N": 1000,
-    "num_samples": 5000, "entropy_samples": 2000,
+    "num_samples": 5000, "entropy_samples": 2000, "compare_gd": False,
 }
 QUICK = {"fm_steps": 300, "correction_rounds": 0, "epi_epochs": 1, "epi_iters": 100, "gd_steps": 30,
          "networks": 1, "num_samples": 2000,
@@ -225,6 +225,15 @@ def infer(s: dict[str, Any], ctx: JobContext | None = None) -> dict[str, Any]:
             ctx.message(f"validating: {s['networks']} networks of N = {s['N']} sampled from the inferred p")
         result["validation"] = validate(kind, obs, draw, samples, teacher, networks=s["networks"], N=s["N"],
                                         seed=s["seed"])
+    if s["compare_gd"] and s["method"] != "gd" and obs.trajectories:
+        if ctx is not None:
+            ctx.message("fitting one lrRNN by gradient descent for comparison")
+        gd = fit_latent_gd(obs.trajectories["t"], obs.trajectories["kappa"], obs.rank, N=s["gd_units"],
+                           steps=s["gd_steps"], tau=obs.tau, phi=obs.phi, seed=s["seed"])
+        result["gd_constraint_error"] = constraint_error(gd["samples"], obs)
+        result["gd_residual_sd_n_given_m"] = residual_sd(gd["samples"], obs.rank).tolist()
+        if ctx is not None:
+            save_loadings(ctx.path("gd_loadings.npz"), gd["samples"], obs, "gd")
     result["wall_time_s"] = time.perf_counter() - t0
     if ctx is not None:
         save_loadings(ctx.path("loadings.npz"), samples, obs, s["method"])
