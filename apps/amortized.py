@@ -1,0 +1,5 @@
+"""Amortized inference of a spiking network: ``panel serve apps/amortized.py`` (runs dir: $EPI_DASH_RUNS_DIR)."""
+
+from epi_dash.amortized_app import create_amortized_app
+
+create_amortized_app().servable(title="Amortized inference")
