@@ -1,8 +1,10 @@
 """The "Compare methods" view: run EPI, SNPE and SMC-ABC on the current model and property as queued
 background jobs and show their predictive distributions, samples and timing side by side.
 
-Threads: one worker thread runs the queued (method, seed) jobs one after the other and only puts
-plain records on a queue; a periodic callback drains it on the session's event loop.
+Threads: one worker thread runs the queued (method, seed) races one after the other, each a ``core.jobs``
+job (``core.baselines.race.race_job``, kind "compare.race", its own run directory in the comparison's
+folder, so the run library lists it), and only puts plain records on a queue; a periodic callback drains
+it on the session's event loop.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ import pandas as pd
 import panel as pn
 import param
 
-from core.baselines import MethodResult, StepRecord, parse_methods, run_method, save_comparison
+from core.baselines import MethodResult, StepRecord, parse_methods, save_comparison
+from core.baselines.race import RACE_KIND, race_job, race_settings
 from core.errors import InputError
+from core.jobs import run_job
+from core.runs import reserve_run_dir
 from core.model import load_model
 from core.property import EmergentProperty
 
@@ -44,7 +49,9 @@ COLORS = {"epi": "#1f77b4", "snpe": "#d62728", "smc": "#2ca02c"}
 class CompareJobs:
     """A FIFO of (method spec, seed) jobs run by one daemon thread; events go to ``events``.
 
-    Events: ("step", StepRecord), ("result", MethodResult), ("started", label), ("idle", None).
+    Events: ("step", StepRecord), ("result", MethodResult), ("started", label), ("failed", message),
+    ("idle", None). A job is a dict: spec, seed, model, model_spec, model_params, property, time_limit,
+    device, run_dir.
     """
 
     def __init__(self):
@@ -82,10 +89,16 @@ class CompareJobs:
                 return
             spec = job["spec"]
             self.events.put(("started", f"{spec.name} seed {job['seed']}"))
-            result = run_method(spec, job["model"], job["property"], job["seed"], job["time_limit"],
-                                job.get("device", "auto"), on_step=lambda r: self.events.put(("step", r)),
-                                stop_event=self._stop)
-            self.events.put(("result", result))
+            settings = race_settings(spec, job["model_spec"], job.get("model_params") or {}, job["property"],
+                                     job["seed"], job["time_limit"], job.get("device", "auto"))
+            results: list[MethodResult] = []
+            outcome = run_job(race_job, settings, job["run_dir"], RACE_KIND, stop_event=self._stop, objects=dict(
+                model=job["model"], property=job["property"], stop_event=self._stop, on_result=results.append,
+                on_step=lambda r: self.events.put(("step", r))))
+            for result in results:
+                self.events.put(("result", result))
+            if outcome.state == "failed":
+                self.events.put(("failed", f"{spec.name} seed {job['seed']}: {outcome.error}"))
 
 
 class CompareView(param.Parameterized):
@@ -105,7 +118,8 @@ class CompareView(param.Parameterized):
     def __init__(self, model_name: str, model_params: dict[str, Any] | None = None,
                  property: EmergentProperty | dict | None = None, runs_dir: str | Path = "runs", **params):
         super().__init__(**params)
-        self.model = load_model(model_name, **(model_params or {}))
+        self.model_name, self.model_params = model_name, dict(model_params or {})
+        self.model = load_model(model_name, **self.model_params)
         if isinstance(property, dict):
             property = EmergentProperty.from_dict(property)
         self.property = property if property is not None else EmergentProperty.default_for(self.model)
@@ -130,9 +144,10 @@ class CompareView(param.Parameterized):
             self.out_dir = self.runs_dir / "compare" / time.strftime("%Y%m%d-%H%M%S")
         for spec in specs:
             for seed in range(1, self.seeds + 1):
-                self.jobs.submit(dict(spec=spec.copy(),
-                                      seed=seed, model=self.model, property=self.property,
-                                      time_limit=self.time_limit, device=self.device))
+                self.jobs.submit(dict(spec=spec.copy(), seed=seed, model=self.model, model_spec=self.model_name,
+                                      model_params=self.model_params, property=self.property,
+                                      time_limit=self.time_limit, device=self.device,
+                                      run_dir=reserve_run_dir(self.out_dir, f"{spec.name.replace(':', '-')}-seed{seed}")))
         self.status = f"queued {len(specs) * self.seeds} run(s)"
 
     def stop(self, *_events) -> None:
@@ -166,6 +181,8 @@ class CompareView(param.Parameterized):
             elif kind == "result":
                 self.results.append(payload)
                 new_results = True
+            elif kind == "failed":
+                self.status = f"error: {payload}"
             elif kind == "idle":
                 self.status = f"done: {len(self.results)} run(s)"
         if new_results:

@@ -23,7 +23,7 @@ from ..property import EmergentProperty
 from .criterion import ConvergenceCriterion
 from .epi_runner import run_epi
 from .problem import Budget, InferenceProblem
-from .result import MethodResult
+from .result import MethodResult, StepRecord
 from .run_log import StepCallback
 from .smc_abc import SMCABCSettings, run_smc_abc
 from .snpe import SNPESettings, run_snpe
@@ -109,6 +109,48 @@ def run_method(spec: MethodSpec, model: Model, prop: EmergentProperty, seed: int
             predictive=np.zeros((0, len(prop.statistics)), np.float32),
             device=str(problem.device), error=f"{type(exc).__name__}: {exc}",
         )
+
+
+RACE_KIND = "compare.race"
+
+
+def race_settings(spec: MethodSpec, model_spec: str, model_params: dict[str, Any], prop: EmergentProperty,
+                  seed: int, time_limit_s: float | None, device: str = "auto") -> dict[str, Any]:
+    """The job settings of one (method, seed) race (what :func:`race_job` rebuilds it from)."""
+    return {"method": spec.name, "method_settings": dict(spec.settings), "model": model_spec,
+            "model_params": dict(model_params), "property": prop.to_dict(), "seed": int(seed),
+            "time_limit_s": time_limit_s, "device": device}
+
+
+def race_job(ctx: Any) -> dict[str, Any]:
+    """One method x seed of a comparison as a ``core.jobs`` job (kind ``compare.race``): progress is the
+    method's criterion checks (scalars ``distance``, ``simulations``), the result its ``MethodResult.row()``.
+    A race keeps no checkpoint: resuming runs it again. In-process submitters may hand ``ctx.objects``
+    ``model`` / ``property`` (built objects), ``stop_event`` (the method's cooperative stop),
+    ``on_step(StepRecord)`` and ``on_result(MethodResult)`` (the arrays a live view plots)."""
+    from ..jobs import JobStopped
+    from ..model import load_model
+
+    s, objects = ctx.settings, ctx.objects
+    model = objects.get("model") or load_model(s["model"], **s.get("model_params", {}))
+    prop = objects.get("property") or EmergentProperty.from_dict(s["property"])
+    spec = MethodSpec.parse(s["method"], s.get("method_settings"))
+    on_step = objects.get("on_step")
+
+    def step(record: StepRecord) -> None:
+        ctx.progress(record.step, 0, distance=record.distance, simulations=record.simulations,
+                     wall_time_s=record.wall_time_s)
+        if on_step is not None:
+            on_step(record)
+
+    stop = objects.get("stop_event") or threading.Event()
+    result = run_method(spec, model, prop, int(s["seed"]), s.get("time_limit_s"), s.get("device", "auto"),
+                        on_step=step, stop_event=stop)
+    if objects.get("on_result") is not None:
+        objects["on_result"](result)
+    if ctx.stop_requested or stop.is_set():
+        raise JobStopped()
+    return json.loads(json.dumps(result.row(), default=_json_default))
 
 
 def run_comparison(model: Model, prop: EmergentProperty, methods: list[MethodSpec], seeds: list[int],
