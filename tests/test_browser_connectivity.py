@@ -43,7 +43,7 @@ def test_connectivity_app_validates_infers_and_shows_results(tmp_path):
         page.get_by_text(re.compile(r"data: file not found")).first.wait_for(timeout=15_000)
         page.get_by_label("Source", exact=True).select_option("teacher")
         page.get_by_label("Teacher", exact=True).select_option("cycle")
-        page.get_by_label("Quick", exact=True).check()
+        page.locator(".bk-Checkbox", has_text="Quick").locator("input[type=checkbox]").check()
         page.wait_for_timeout(500)
         start.click()
         _status(page, r"^Finished", timeout=240)
