@@ -62,7 +62,7 @@ def _build_settings(args: argparse.Namespace, existing: dict | None) -> dict:
     from core.amortized.prior import NetworkConfig
 
     network = NetworkConfig.from_dict(network).to_dict()
-    if existing and network != existing.get("network"):
+    if existing and network != NetworkConfig.from_dict(existing.get("network")).to_dict():
         raise InputError("out", f"{args.out} holds a data set of another network ({existing.get('network')}); "
                          "use a new --out")
     if existing and over.get("seed", existing["seed"]) != existing["seed"]:
