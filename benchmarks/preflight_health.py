@@ -43,7 +43,8 @@ def health_rows(models, seeds, epochs, iters):
                                      device="cpu", **extra)
             t0 = time.perf_counter()
             result = EPITrainer(model, None, flow, opt).train()
-            kinds = [f"{h['kind']}:{h['statistic'] or '-'}@{h['iteration']}" for h in result.health]
+            kinds = [f"{h['kind']}{'' if h['stop'] else '(notice)'}:{h['statistic'] or '-'}@{h['iteration']}"
+                     for h in result.health]
             rows.append((name, seed, result.iterations, time.perf_counter() - t0, kinds))
             print(f"health    {name:4} seed {seed}: {result.iterations} its, {rows[-1][3]:5.1f} s, "
                   f"p {[round(p, 2) for p in result.history[-1]['p_values']]}  findings {kinds or 'none'}", flush=True)

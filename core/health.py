@@ -8,7 +8,8 @@ z). It reports a ``HealthFinding`` when
   dimension: every sd shrunk ~150-fold), or ``identical_samples``: every parameter's spread in the
   batch is below ``identical_spread`` of its range;
 - ``rising_cost``: the augmented-Lagrangian cost, which the optimizer follows downhill, rises within an
-  epoch (the median of its latest ``cost_window`` iterations doubles that of its first, by more than
+  epoch (the median of its latest ``cost_window`` iterations exceeds that of its first by more than its
+  size, a notice; by ``cost_stop`` times its size in two windows in a row, a stop; either by more than
   ``cost_noise`` robust sds);
 - ``vanishing_gradient``: a statistic's gradient vanishes on most of the batch (``vanishing_fraction``
   of the draws, and there no statistic has a gradient) while its batch mean is more than
@@ -81,6 +82,7 @@ class HealthWatch:
         identical_spread: float = 1e-3,
         cost_window: int = 50,
         cost_noise: float = 5.0,
+        cost_stop: float = 10.0,
         vanishing_fraction: float = 0.75,
         off_target: float = 1.0,
         patience: int = 5,
@@ -90,7 +92,8 @@ class HealthWatch:
         self.dim = int(width.shape[0])
         self.model_name = model_name
         self.probe_every, self.collapse_nats, self.identical_spread = probe_every, collapse_nats, identical_spread
-        self.cost_window, self.cost_noise = cost_window, cost_noise
+        self.cost_window, self.cost_noise, self.cost_stop = cost_window, cost_noise, cost_stop
+        self._steep_windows = 0
         self.vanishing_fraction, self.off_target, self.patience = vanishing_fraction, off_target, patience
         self.last_probe: dict[str, Any] = {}  # the latest probe's numbers (flat fractions, target offsets)
         self.initial_entropy: float | None = None
@@ -207,21 +210,30 @@ class HealthWatch:
             first, last = np.asarray(costs[:w]), np.asarray(costs[-w:])
             c0, c1 = float(np.median(first)), float(np.median(last))
             noise = max(_robust_sd(np.diff(first)), _robust_sd(np.diff(last))) / math.sqrt(2)  # not the trend
-            if c1 - c0 > max(abs(c0), 1.0) and c1 - c0 > self.cost_noise * noise:
+            scale = max(abs(c0), 1.0)
+            rising = c1 - c0 > scale and c1 - c0 > self.cost_noise * noise
+            # a stop takes a rise of cost_stop times the cost's size in two windows in a row (the issue's run:
+            # 480 -> 22,700); smaller rises are notices (the LDS has shown a transient -5.4 -> 1.9 and converged)
+            steep = rising and c1 - c0 > self.cost_stop * scale
+            self._steep_windows = self._steep_windows + 1 if steep else 0
+            if rising:
+                stop = self._steep_windows >= 2
                 self._add(HealthFinding(
                     "rising_cost",
                     f"the cost rose from {c0:.4g} to {c1:.4g} within epoch {rec.epoch} (median of its first and "
                     f"latest {w} iterations, up to iteration {rec.iteration}) while the optimizer followed its "
                     "gradient: the gradient does not describe the cost, as when a statistic jumps or is flat "
-                    "where most of q is",
+                    "where most of q is" + ("" if stop else
+                                            f"; training goes on (it stops at a rise of {self.cost_stop:g}x "
+                                            "the cost's size, twice in a row)"),
                     ["a smoother statistic (no jumps, no flat regions)", "a smaller learning rate (--set lr=1e-4)",
                      self._check(), self._compare()],
-                    rec.epoch, rec.iteration, None, {"cost_start": c0, "cost_now": c1}))
+                    rec.epoch, rec.iteration, None, {"cost_start": c0, "cost_now": c1}, stop=stop))
         return self.take()
 
     def observe_epoch(self, rec: Any) -> list[HealthFinding]:
         """An ``EpochRecord``: starts the next epoch's cost watch."""
-        self._epoch_costs = []
+        self._epoch_costs, self._steep_windows = [], 0
         return self.take()
 
     def non_finite(self, statistic: str, fraction: float, epoch: int, iteration: int) -> HealthFinding:
