@@ -75,8 +75,9 @@ def _load(run_dir: Path, name: str) -> dict[str, np.ndarray] | None:
         return {k: d[k] for k in d.files}
 
 
-def loading_pairplot(groups: dict[str, np.ndarray], names: list[str], n: int = 800) -> hv.Layout:
-    """Scatter of every pair of loadings, one color per group (teacher, inferred, gradient descent)."""
+def loading_pairplot(groups: dict[str, np.ndarray], names: list[str], n: int = 800) -> pn.GridBox:
+    """Scatter of every pair of loadings, one color per group (teacher, inferred, gradient descent); fixed
+    size panes in a grid (a stretched Layout collapses to zero width in Chromium)."""
     plots = []
     for i, j in itertools.combinations(range(len(names)), 2):
         layers = []
@@ -84,9 +85,10 @@ def loading_pairplot(groups: dict[str, np.ndarray], names: list[str], n: int = 8
             zz = z[np.random.default_rng(0).permutation(len(z))[:n]]
             layers.append(hv.Scatter((zz[:, i], zz[:, j]), names[i], names[j], label=label).opts(
                 color=COLORS.get(label, "#2ca02c"), size=2, alpha=0.45))
-        plots.append(hv.Overlay(layers).opts(width=260, height=240, legend_position="top_left", show_legend=not plots,
+        plots.append(hv.Overlay(layers).opts(width=280, height=250, legend_position="top_left", show_legend=not plots,
                                              xlim=(-4, 4), ylim=(-5, 5)))
-    return hv.Layout(plots).cols(3)
+    return pn.GridBox(*[pn.pane.HoloViews(p, width=290, height=260, margin=2) for p in plots],
+                      ncols=min(3, len(plots)))
 
 
 def phase_portrait(samples: np.ndarray, rank: int, obs: dict[str, np.ndarray] | None, teacher: str | None) -> hv.Element:
@@ -160,7 +162,7 @@ def result_view(run_dir: str | Path, result: dict[str, Any]) -> pn.viewable.View
             summary[f"validation {k}"] = round(v[k], 4) if isinstance(v[k], float) else v[k]
     return pn.Column(
         pn.pane.Markdown(f"### Loadings ({', '.join(groups)})"),
-        pn.pane.HoloViews(loading_pairplot(groups, names), sizing_mode="stretch_width"),
+        loading_pairplot(groups, names),
         pn.Row(pn.pane.HoloViews(phase_portrait(inferred["samples"], rank, obs, teacher)),
                pn.pane.HoloViews(network_traces(inferred["samples"], rank, teacher), width=520)),
         key_value_table(summary), sizing_mode="stretch_width")

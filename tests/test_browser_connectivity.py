@@ -11,7 +11,7 @@ import time
 import pytest
 expect = pytest.importorskip("playwright.sync_api").expect
 
-from tests.browser import browser_page, open_app, requires_browser, screenshot, serve_apps
+from tests.browser import browser_page, cds_lengths, open_app, requires_browser, screenshot, serve_apps
 
 pytestmark = [pytest.mark.browser, requires_browser]
 
@@ -51,6 +51,7 @@ def test_connectivity_app_validates_infers_and_shows_results(tmp_path):
         page.get_by_text("Loadings (teacher, inferred, gradient descent)").wait_for(timeout=60_000)
         page.locator(".tabulator-row", has_text="constraint_error").first.wait_for(timeout=30_000)
         page.wait_for_timeout(1500)
+        assert sum(cds_lengths(page)) > 2000  # pairplot points, field and traces are on the page
         screenshot(page, "connectivity-result")
         page.get_by_text("Runs", exact=True).click()
         page.get_by_role("button", name="Refresh").click()
