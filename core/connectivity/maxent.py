@@ -11,7 +11,12 @@ normalizer is per m). So n | m ~ N(B^-1 h(m), B^-1) exactly, and only the (R x P
     L = log Z(theta) + tr(B C_n)/2 [+ tr(A C_m)/2] - <eta, F> + l2 ||eta||^2 / 2,
 whose gradient is E_p[T] - b; n is integrated out analytically and the m-expectations are averages over
 the observed m (pinned) or self-normalized importance sampling from N(0, s^2 C_m) (free). At the
-optimum (l2 -> 0) L equals the maximal entropy (free m)."""
+optimum (l2 -> 0) L equals the maximal entropy (free m).
+
+The l2 term (default 1e-3) relaxes each constraint to E[T] - F = -l2 eta (regularized max-ent): about the
+Monte Carlo error of a 4,000-unit m sample (1-3 %). With l2 -> 0 the dual fits that sampling noise
+exactly and pays with a larger E[n | m] (measured on the cycle teacher, pinned m: H(n | m) 1.25 nats
+at l2 = 1e-5 against the teacher's 1.45; 1.50 at 1e-3)."""
 
 from __future__ import annotations
 
