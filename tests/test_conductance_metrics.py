@@ -91,3 +91,15 @@ def test_files_round_trip_and_errors_name_the_unit(tmp_path):
     with pytest.raises(InputError) as e:
         read_spikes(tmp_path / "missing.csv")
     assert e.value.field == "spikes"
+
+
+def test_from_flat_sorts_per_unit_at_full_time_resolution():
+    rng = np.random.default_rng(0)
+    units = torch.from_numpy(rng.integers(0, 20000, 5000))
+    times = torch.from_numpy(rng.random(5000) * 10000.0)
+    tr = SpikeTrains.from_flat(units, times, 20000, 10000.0)
+    assert int(tr.counts.sum()) == 5000
+    d = tr.times[:, 1:] - tr.times[:, :-1]
+    assert (d[~torch.isnan(d)] > 0).all()
+    u = int(units[0])
+    torch.testing.assert_close(tr.row(u), np.sort(times[units == u].numpy()))

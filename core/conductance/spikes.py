@@ -68,7 +68,9 @@ class SpikeTrains:
     @classmethod
     def from_flat(cls, unit_idx: Tensor, t: Tensor, n: int, duration: float) -> "SpikeTrains":
         """From flat (unit index, time) pairs: sorted per unit into (n, S) NaN-padded rows (vectorized)."""
-        order = torch.argsort(unit_idx.double() * 1e12 + t.double())
+        order = torch.argsort(t, stable=True)
+        unit_idx, t = unit_idx[order], t[order]
+        order = torch.argsort(unit_idx, stable=True)              # by unit, times sorted within
         unit_idx, t = unit_idx[order], t[order]
         counts = torch.bincount(unit_idx, minlength=n)
         width = int(counts.max()) if len(t) else 0
