@@ -73,6 +73,13 @@ class TrainingView:
         self.training_area = pn.Column(sizing_mode="stretch_width")
         self._shown: tuple[int, int] | None = None
 
+    def show_state(self, live: LiveRun, controls, analysing: bool = False, startup: str | None = None) -> None:
+        """``live``'s state in the job ``controls`` (bar, status line) and the epoch table."""
+        st = live.state
+        controls.show_progress(st.iteration, st.iterations_total, st.status)
+        controls.status.object = status_markdown(st, analysing, startup)
+        self.show_epochs(live)
+
     def show_epochs(self, live: LiveRun) -> None:
         shown = (id(live), len(live.state.epochs))
         if self._shown != shown:

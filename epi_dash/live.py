@@ -75,6 +75,15 @@ class LiveRun:
         self.snapshot: dict[str, Any] = empty_snapshot(d)
 
     # --- live events ----------------------------------------------------------------------------
+    def catch_up(self, last: dict[str, Any] | None) -> bool:
+        """Between plot refreshes: the iteration counter and clock from the newest iteration record
+        ``last`` (cheap); True when they moved."""
+        s = self.state
+        if s.status not in ("running", "starting", "stopping") or last is None or last["iteration"] <= s.iteration:
+            return False
+        s.iteration, s.wall_time = last["iteration"], last["wall_time"]
+        return True
+
     def apply(self, events: list[RunnerEvent]) -> list[tuple[str, str]]:
         """Update streams from a batch of runner events; returns notifications (level, text)."""
         notes: list[tuple[str, str]] = []

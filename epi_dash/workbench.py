@@ -24,7 +24,7 @@ from .compare import compare_methods_area
 from .config import configure_torch_threads, discover_models, model_path_from_env, runs_dir_from_env
 from .epi_samples import SamplesView
 from .epi_setup import EPISetupForm
-from .epi_training import TrainingView, status_markdown
+from .epi_training import TrainingView
 from .help import explained
 from .library import RunLibrary
 from .live import LiveRun, run_info
@@ -157,17 +157,11 @@ class Workbench(pn.viewable.Viewer):
         """Periodic callback: move queued runner events into the page in one batch (throttled)."""
         self.pump.pump()
 
-    def apply_events(self, events) -> None:
-        self.pump.apply(events)
-
     def _move_counters(self) -> bool:
-        """Between plot refreshes: the iteration counter and the clock from the newest record (cheap)."""
-        last, st = self.runner.last_iteration, self.live.state
-        if st.status not in TRAINING or last is None or last["iteration"] <= st.iteration:
-            return False
-        st.iteration, st.wall_time = last["iteration"], last["wall_time"]
-        self._update_progress()
-        return True
+        moved = self.live.catch_up(self.runner.last_iteration)
+        if moved:
+            self._update_progress()
+        return moved
 
     def _idle(self) -> None:
         if self.live is not None and self.live.state.status in TRAINING:
@@ -184,12 +178,9 @@ class Workbench(pn.viewable.Viewer):
             self._update_progress()
 
     def _update_progress(self) -> None:
-        st = self.live.state
-        training = st.status in TRAINING
-        self.controls.show_progress(st.iteration, st.iterations_total, st.status)
-        self.controls.status.object = status_markdown(st, analysing=self.runner.running and not training,
-                                                      startup=self.runner.startup() if training else None)
-        self.training.show_epochs(self.live)
+        training = self.live.state.status in TRAINING
+        self.training.show_state(self.live, self.controls, analysing=self.runner.running and not training,
+                                 startup=self.runner.startup() if training else None)
         self._refresh_buttons()
 
     def _refresh_buttons(self) -> None:

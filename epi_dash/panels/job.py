@@ -119,6 +119,8 @@ class JobPanel(pn.viewable.Viewer):
         self._subscribers: list[Callable[[list[JobEvent], JobPanel], None]] = []
         self.pump = EventPump(self.runner.drain, self.apply, busy=lambda: self.runner.running,
                               between=self._move_counters)
+        if self.pump.callback is not None:  # a closed tab stops its job (after its unit, with a checkpoint)
+            pn.state.on_session_destroyed(lambda _ctx: (self.runner.stop(), self.pump.stop()))
         self.refresh()
 
     # ------------------------------------------------------------------------------------- actions
