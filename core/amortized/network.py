@@ -171,19 +171,25 @@ def simulate(theta: Tensor, config: NetworkConfig | None = None, seed: int = 0, 
     n_exc = is_exc.sum(1)
     exc_count = torch.zeros(B, device=dev)
     record_steps, record_flat = [], []
+    # constants of the step, folded once: exp prefactor (0 drops the exponential), reciprocals, decays
+    gLdT = torch.where(use_exp, gL * dT_safe, torch.zeros_like(gL))
+    inv_dT, dt_invC, dt_inv_tau_w = 1.0 / dT_safe, dt / C, dt / tau_w
+    keep_e, keep_i = 1.0 - dec_e, 1.0 - dec_i
+    t_refrac = P["t_refrac"]
+    all_active = True
     for step in range(n_steps):
-        # state update (v frozen while refractory)
-        I = ge * (E_ge - v) + gi * (E_gi - v)
-        ex = torch.where(use_exp, gL * dT_safe * torch.exp((torch.minimum(v, vcut) - vth) / dT_safe), 0.0)
-        dv = (-gL * (v - vrest) + ex - w + I) / C
-        dw = (a * (v - vrest) - w) / tau_w
-        v = torch.where(refr_left > 0, v, v + dt * dv)
-        w = w + dt * dw
-        ge = ge - dec_e * ge
-        gi = gi - dec_i * gi
-        refr_left = refr_left - dt
+        # state update from the old v, w (v frozen while refractory)
+        dv = gL * (vrest - v) + gLdT * torch.exp((torch.minimum(v, vcut) - vth) * inv_dT) - w \
+            + ge * (E_ge - v) + gi * (E_gi - v)
+        w = w + (a * (v - vrest) - w) * dt_inv_tau_w
+        v = torch.where(refr_left > 0, v, v + dv * dt_invC)
+        ge.mul_(keep_e)
+        gi.mul_(keep_i)
+        refr_left.sub_(dt)
         # threshold
-        spike = (v > vcut) & (refr_left <= 0) & active
+        spike = (v > vcut) & (refr_left <= 0)
+        if not all_active:
+            spike &= active
         flat = spike.reshape(-1).nonzero().squeeze(1)
         if flat.numel():
             rows = W_flat[flat]  # (n_spk, N)
@@ -196,17 +202,19 @@ def simulate(theta: Tensor, config: NetworkConfig | None = None, seed: int = 0, 
             if start_step <= step < early_step:
                 exc_count += torch.bincount(b_of[e_spk], minlength=B).to(exc_count.dtype)
         if has_drive:
-            if step % block == 0:
-                drive_block = torch.rand(block, B, N, generator=gen, device=dev)
-            ge = ge + q_poisson * _poisson_counts(drive_block[step % block], poisson_cdf) * active
-        # reset
-        v = torch.where(spike, vreset, v)
-        w = w + bw * spike
-        refr_left = torch.where(spike, P["t_refrac"], refr_left)
+            if step % block == 0:  # Poisson counts of the next `block` steps at once: (block, B, N)
+                drive_block = q_poisson * _poisson_counts(torch.rand(block, B, N, generator=gen, device=dev),
+                                                          poisson_cdf)
+            ge.add_(drive_block[step % block] if all_active else drive_block[step % block] * active)
+        if flat.numel():  # reset
+            v = torch.where(spike, vreset, v)
+            w = w + bw * spike
+            refr_left = torch.where(spike, t_refrac, refr_left)
         if step == early_step - 1 and early_step > start_step:
             window_ms = (early_step - start_step) * dt
-            flagged = early_stop_flags(P["t_refrac"][:, 0] * exc_count / n_exc / window_ms)
+            flagged = early_stop_flags(t_refrac[:, 0] * exc_count / n_exc / window_ms)
             active = ~flagged[:, None]
+            all_active = bool(active.all())
             if not bool(active.any()):
                 break
     if record_flat:
