@@ -205,3 +205,19 @@ def test_cli_bad_input_exit_code_2(dataset, tmp_path, capsys):
     assert "error: estimator:" in capsys.readouterr().err
     assert main(["amortized", "build", "--out", str(tmp_path / "c"), "--budget", "5", "--scheduler", "nowhere"]) == 2
     assert "error: scheduler:" in capsys.readouterr().err
+
+
+def test_chunks_on_a_dask_scheduler_match_the_inline_ones(tmp_path):
+    """`--scheduler tcp://...`: the same chunks as an inline build (chunks are seeded by their index)."""
+    distributed = pytest.importorskip("distributed")
+    s = dict(budget=8, heldout=0, chunk_size=4, network=NET)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        r = run_job(build_dataset, default_settings(**s, scheduler=cluster.scheduler_address), tmp_path / "dask",
+                    kind="amortized.dataset")
+    assert r.state == "finished", r.error
+    r = run_job(build_dataset, default_settings(**s, scheduler="sync"), tmp_path / "sync", kind="amortized.dataset")
+    assert r.state == "finished", r.error
+    a, b = load_dataset(tmp_path / "dask"), load_dataset(tmp_path / "sync")
+    np.testing.assert_array_equal(a["theta"], b["theta"])
+    np.testing.assert_allclose(a["x"], b["x"], atol=1e-5)
