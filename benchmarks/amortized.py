@@ -201,6 +201,7 @@ def main(argv=None) -> int:
     ap.add_argument("--brian2-target", default="numpy", choices=["numpy", "cython"])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-brian2", action="store_true")
+    ap.add_argument("--batch", type=int, default=50, help="networks per torch call in the speed row (the chunk size)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     rows: list = []
@@ -220,7 +221,7 @@ def main(argv=None) -> int:
         settings = default_settings(heldout=max(args.targets, 20))
         train = {}
     if not args.skip_brian2:
-        speed_rows(rows, net, 20 if args.quick else 20, args.device, args.brian2_target)
+        speed_rows(rows, net, args.batch, args.device, args.brian2_target)
         agreement_rows(rows, net, args.brian2_seeds, args.brian2_target)
     if args.quick or not (root / "estimator" / "posterior.json").is_file():
         build_rows(rows, root, settings, train)
