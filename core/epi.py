@@ -145,6 +145,8 @@ class EPITrainer:
         self._iteration_callbacks: list[Callable[[IterationRecord], None]] = []
         self._epoch_callbacks: list[Callable[[EpochRecord], None]] = []
         self.writer = RunWriter(run_dir) if run_dir is not None else None
+        #: extra run.json fields (a job's kind, say), written with the trainer's own
+        self.extra_meta: dict[str, Any] = {}
         self.health_findings: list[dict[str, Any]] = []  # every finding of the health watch (run.json "health")
         self.health_watch = None
         if self.opt.health != "off":
@@ -428,6 +430,7 @@ class EPITrainer:
     def metadata(self) -> dict[str, Any]:
         lower, upper = self.model.bounds()
         return {
+            **self.extra_meta,
             "format": "epi-dash-run/1",
             "model": self.model.model_name or type(self.model).__name__,
             "model_params": self.model.hyperparameters(),

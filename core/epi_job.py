@@ -64,7 +64,7 @@ def train_epi(ctx: JobContext, snapshot_every: int = 0, snapshot_samples: int = 
     cons, stats = trainer.property.constraint_names, trainer.property.statistics
 
     def on_iteration(rec: IterationRecord) -> None:
-        scalars = {"entropy": rec.entropy, "cost": rec.cost, "c": rec.c,
+        scalars = {"entropy": rec.entropy, "cost": rec.cost, "c": rec.c, "wall_time": rec.wall_time,
                    **{f"R:{n}": v for n, v in zip(cons, rec.R)},
                    **{f"mean:{s}": v for s, v in zip(stats, rec.f_mean)},
                    **{f"std:{s}": v for s, v in zip(stats, rec.f_std)},

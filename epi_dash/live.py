@@ -145,6 +145,8 @@ class LiveRun:
         if event.kind == "failed":
             s.status, s.message = "failed", data["message"]
             return [("error", f"Training could not run: {data['message']}")]
+        if event.kind == "message":  # from a training on another executor (its health notices, say)
+            return [(data["level"] if data["level"] in ("info", "warning", "error") else "info", data["text"])]
         if event.kind == "analysis_failed":
             return [("warning", f"Mode search failed: {data['message']}")]
         if event.kind == "open_failed":

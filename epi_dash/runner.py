@@ -42,7 +42,7 @@ import torch
 
 from core.analysis import EPIDistribution
 from core.epi import EpochRecord, EPITrainer, IterationRecord
-from core.epi_job import KIND, epi_settings, train_epi
+from core.epi_job import KIND, build_trainer, epi_settings, train_epi
 from core.errors import InputError, TrainingError
 from core.jobs import FINISHED_STATES, JobContext, run_job
 from core.runs import final_entropy, json_default, read_run_json
@@ -123,6 +123,9 @@ def startup_phase(trainer: EPITrainer | None) -> str:
     return "first iteration"
 
 
+#: how often a training on a Dask worker is polled for new events (s)
+REMOTE_POLL_S = 0.25
+
 #: runners of this process that have launched a training (weak: a closed session's runner goes away)
 _LAUNCHED: weakref.WeakSet[TrainingRunner] = weakref.WeakSet()
 
@@ -161,12 +164,17 @@ class TrainingRunner:
         analyze_each_epoch_max_dim: int = 40,
         analysis: AnalysisSettings | None = None,
         trainer_factory: Callable[..., EPITrainer] = EPITrainer,
+        executor: Any = None,
     ):
         self.snapshot_every = snapshot_every
         self.snapshot_samples = snapshot_samples
         self.analyze_each_epoch_max_dim = analyze_each_epoch_max_dim
         self.analysis_settings = analysis or AnalysisSettings()
         self.trainer_factory = trainer_factory
+        #: where trainings run: None or an InProcessExecutor (a thread here), or a core.executors.DaskExecutor
+        #: (a Dask worker; events come back through the run directory)
+        self.executor = executor if getattr(executor, "name", "in-process") != "in-process" else None
+        self._handle = None
         self.events: queue.Queue[RunnerEvent] = queue.Queue()
         self.trainer: EPITrainer | None = None
         self.run_dir: Path | None = None
@@ -203,6 +211,9 @@ class TrainingRunner:
             settings = json.loads(json.dumps(epi_settings(spec, model, prop, flow, opt), default=json_default))
         except (TypeError, ValueError) as exc:
             settings = {"model": spec, "unsaved": f"settings are not JSON: {exc}"}
+        if self.executor is not None:
+            self._launch_remote(settings, run_dir, resumed=False)
+            return
         self._launch(lambda _ctx: self.trainer_factory(model, prop, flow, opt, run_dir=run_dir), resumed=False,
                      run_dir=run_dir, settings=settings)
 
@@ -213,6 +224,9 @@ class TrainingRunner:
             settings = read_run_json(run_dir).get("settings", {})
         except InputError:
             settings = {}
+        if self.executor is not None:
+            self._launch_remote(settings, run_dir, resumed=True)
+            return
         self._launch(lambda _ctx: factory(run_dir, device=device), resumed=True, run_dir=run_dir, settings=settings)
 
     def open(self, run_dir: str | Path, device: str | None = None) -> None:
@@ -230,6 +244,8 @@ class TrainingRunner:
         self._stop_requested.set()
         if self.trainer is not None:
             self.trainer.request_stop()
+        if self._handle is not None and self._handle.running:
+            self._handle.stop()
 
     def request_analysis(self) -> None:
         """Find the mode of the current q soon (from the next iteration, on a copy of the flow)."""
@@ -267,6 +283,92 @@ class TrainingRunner:
         self._thread = threading.Thread(target=self._run, args=(make_trainer, resumed, Path(run_dir), settings),
                                         name="epi-training", daemon=True)
         self._thread.start()
+
+    # --- a training on another executor (a Dask worker) ------------------------------------------
+    def _launch_remote(self, settings: dict[str, Any], run_dir: str | Path, resumed: bool) -> None:
+        if self.running:
+            raise InputError("start", "a training is already running in this session")
+        if "unsaved" in settings:
+            raise InputError("model", "this model cannot be named for a Dask worker (" + settings["unsaved"] + ")")
+        self._stop_requested.clear()
+        self.trainer, self._awaiting_first_iteration = None, True
+        _LAUNCHED.add(self)
+        handle = self.executor.submit(train_epi, settings, run_dir, KIND, resume=resumed)
+        self._handle = handle
+        self._thread = threading.Thread(target=self._follow_remote, args=(handle, settings, Path(run_dir), resumed),
+                                        name="epi-remote-training", daemon=True)
+        self._thread.start()
+
+    def _follow_remote(self, handle, settings: dict[str, Any], run_dir: Path, resumed: bool) -> None:
+        """Turn a remote job's events (tailed from its run directory) into this runner's events; snapshots
+        and analyses come from the checkpoint the worker writes at each epoch end."""
+        names: tuple[list[str], list[str]] = ([], [])
+        try:
+            while True:
+                running = handle.running
+                for event in handle.drain():
+                    if event.kind == "started":
+                        local = build_trainer(JobContext(run_dir, settings, resumed=resumed))
+                        self.trainer = local
+                        names = (local.property.constraint_names, list(local.property.statistics))
+                        self._put("started", **self._describe(local, resumed))
+                    elif event.kind == "progress" and names[1]:
+                        self._on_remote_iteration(event, *names)
+                    elif event.kind == "epoch":
+                        self._put("epoch", **{**event.data, "health": event.data.get("health", [])})
+                        self._refresh_from_checkpoint(run_dir, analyze_it=True)
+                    elif event.kind == "message":
+                        self._put("message", level=event.level, text=event.message)
+                    elif event.kind == "finished":
+                        self._finish_remote(event, run_dir)
+                if not running:
+                    break
+                if self._stop_requested.is_set():
+                    handle.stop()
+                time.sleep(REMOTE_POLL_S)
+        except Exception as exc:  # a lost scheduler, an unreadable file: reported, the run directory is kept
+            self._put("failed", message=describe_failure(exc))
+        finally:
+            self._awaiting_first_iteration = False
+
+    def _on_remote_iteration(self, event, constraints: list[str], statistics: list[str]) -> None:
+        s = event.scalars
+        record = IterationRecord(
+            iteration=event.step, epoch=int(s.get("epoch", 0)), entropy=s["entropy"], cost=s["cost"],
+            R=[s[f"R:{n}"] for n in constraints], f_mean=[s[f"mean:{n}"] for n in statistics],
+            f_std=[s[f"std:{n}"] for n in statistics], eta=[s[f"eta:{n}"] for n in constraints], c=s["c"],
+            wall_time=s.get("wall_time", 0.0))
+        self._awaiting_first_iteration = False
+        data = asdict(record)
+        self.last_iteration = data
+        self._put("iteration", **data)
+
+    def _refresh_from_checkpoint(self, run_dir: Path, analyze_it: bool) -> None:
+        """Samples (and an analysis) of q from the worker's latest checkpoint."""
+        try:
+            trainer = EPITrainer.resume(run_dir, device="cpu")
+        except (InputError, OSError, RuntimeError) as exc:
+            self._put("analysis_failed", message=f"checkpoint: {exc}")
+            return
+        self.trainer = trainer
+        self._put_snapshot(trainer)
+        if analyze_it and trainer.model.dim <= self.analyze_each_epoch_max_dim:
+            self._spawn_analysis(self._frozen_distribution(trainer))
+
+    def _finish_remote(self, event, run_dir: Path) -> None:
+        try:
+            meta = read_run_json(run_dir)
+        except InputError:
+            meta = {}
+        state = meta.get("state", event.state) if event.state in FINISHED_STATES else event.state
+        self._put("finished", state=state, converged=bool(meta.get("converged")), epochs=meta.get("epochs", 0),
+                  iterations=meta.get("iterations", 0), wall_time_s=meta.get("wall_time_s", 0.0),
+                  entropy=final_entropy(meta.get("history") or []), run_dir=str(run_dir),
+                  error=event.message or None)
+        if event.state in FINISHED_STATES and not self._closing.is_set():
+            self._refresh_from_checkpoint(run_dir, analyze_it=False)
+            if self.trainer is not None and self.trainer.initialized:
+                self._analyze_now(self._frozen_distribution(self.trainer), self.trainer.iteration)
 
     def _put(self, kind: str, **data: Any) -> None:
         self.events.put(RunnerEvent(kind, data))
