@@ -89,8 +89,8 @@ def test_default_step_float32_keeps_the_regimes():
 
 def test_da_pacemaker_and_burster():
     sp = compensate(DA, (0.5, 5.0), n=8, seed=0).g
-    bu = compensate(DA, (-4.0, 6.0), n=8, seed=0).g
-    sim = simulate(DA, torch.cat([sp, bu]), duration=2400, transient=600, record=1)
+    bu = compensate(DA, (-2.0, 3.0), n=8, seed=0).g
+    sim = simulate(DA, torch.cat([sp, bu]), duration=2600, transient=600, record=1)
     c = sim.spikes.counts
     assert (c[:8] >= 2).all()
     isi = sim.spikes.times[:8, 1:3] - sim.spikes.times[:8, 0:2]
@@ -116,11 +116,12 @@ def test_current_injection_noisy_and_constant():
     g = compensate(STG, (4.0, 5.0), n=4, seed=1).g
     gg = torch.cat([g, g, g])                                     # quiet, noisy, driven copies in one batch
     sigma = torch.tensor([0.0] * 4 + [5.0] * 4 + [0.0] * 4, dtype=torch.float64)
-    I = torch.tensor([0.0] * 8 + [0.3] * 4, dtype=torch.float64)
+    # the channels' conductances dwarf the leak (input conductance ~1 at rest), so it takes a few units
+    I = torch.tensor([0.0] * 8 + [3.0] * 4, dtype=torch.float64)
     sim = simulate(STG, gg, duration=500, transient=300, noise_sigma=sigma, I_ext=I, seed=2)
     t = sim.spikes.times
     assert not torch.equal(torch.nan_to_num(t[:4]), torch.nan_to_num(t[4:8, : t.shape[1]]))
-    assert (sim.spikes.counts[8:] > sim.spikes.counts[:4]).all()
+    assert (sim.spikes.counts[8:] >= sim.spikes.counts[:4] + 2).all()
     again = simulate(STG, gg[4:8], duration=500, transient=300, noise_sigma=5.0, seed=2)
     assert again.spikes.counts.sum() > 0
 
