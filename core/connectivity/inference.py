@@ -109,7 +109,11 @@ def teacher_reference(name: str) -> dict[str, float]:
     teacher = make_teacher(name)
     field = teacher.field if not teacher.heavy else mc_field(teacher.sample(50_000, seed=12345), teacher.rank,
                                                               teacher.phi)
-    return reference_dynamics(teacher.kind, field, teacher.tau)
+    ref = reference_dynamics(teacher.kind, field, teacher.tau)
+    if teacher.kind == "ring":  # finite-N drift of the teacher's own N = 1,000 networks sets the bar
+        ref["network_slowness"] = network_dynamics("ring", teacher.sample, N=1000, networks=4, seed=4242,
+                                                   tau=teacher.tau, phi=teacher.phi)["slowness"]
+    return ref
 
 
 def validate(kind: str, obs: Observation, draw: Callable[[int, int], Tensor], samples: Tensor,
