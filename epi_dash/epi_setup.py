@@ -17,7 +17,7 @@ from .state import SetupState, device_choices
 ADVANCED_FLOW = ["num_stages", "num_layers", "num_units", "post_affine", "batch_norm", "init", "init_iters",
                  "abc_samples", "abc_keep"]
 ADVANCED_OPT = ["batch_size", "lr", "c0", "gamma", "beta", "num_epochs", "iters_per_epoch", "alpha", "nu",
-                "num_test_batches", "reset_optimizer", "stop_early", "seed"]
+                "num_test_batches", "reset_optimizer", "stop_early", "seed", "health"]
 
 
 class EPISetupForm(pn.viewable.Viewer):

@@ -122,6 +122,22 @@ class LiveRun:
 
     def _status_event(self, event: RunnerEvent) -> list[tuple[str, str]]:
         s, data = self.state, event.data
+        notes = self._health_notes(event)
+        return notes + self._state_change(event, s, data)
+
+    def _health_notes(self, event: RunnerEvent) -> list[tuple[str, str]]:
+        """The health watch's findings (core.health) on an iteration or epoch: a notice with the first
+        piece of advice, and the status line's message until the next finding."""
+        notes = []
+        findings = event.data.get("health") or [] if event.kind in ("iteration", "epoch") else []
+        for h in findings:
+            h = h if isinstance(h, dict) else h.to_dict()
+            advice = f" Try: {h['advice'][0]}" if h.get("advice") else ""
+            self.state.message = f"Health: {h['message']}{advice}"
+            notes.append(("error" if h.get("stop", True) else "warning", f"Health: {h['message']}{advice}"))
+        return notes
+
+    def _state_change(self, event: RunnerEvent, s, data) -> list[tuple[str, str]]:
         if event.kind == "started":
             s.status, s.run_dir = "running", data["run_dir"]
             s.iterations_total, s.num_epochs = data["iterations_total"], data["num_epochs"]
@@ -136,6 +152,10 @@ class LiveRun:
         if event.kind == "finished":
             s.status = data["state"]
             s.iteration, s.wall_time = data["iterations"], data["wall_time_s"]
+            if data["state"] == "unhealthy":
+                return [("error", "The health watch stopped this training (see the message above); its "
+                                  "checkpoint from before the finding is kept. To train on anyway, start again with "
+                                  "health = warn under Advanced.")]
             if data["error"]:
                 s.message = data["error"]
                 return [("error", f"Training failed: {data['error']}")]

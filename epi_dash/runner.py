@@ -405,7 +405,7 @@ class TrainingRunner:
             self._put("failed", message=job.error or f"training ended {job.state} before it started")
             return
         trainer = built[0]
-        state = trainer.state if job.state in FINISHED_STATES else job.state
+        state = trainer.state if job.state in FINISHED_STATES or trainer.state == "unhealthy" else job.state
         self._put("finished", state=state, converged=trainer.converged, epochs=trainer.epoch,
                   iterations=trainer.iteration, wall_time_s=trainer._elapsed_now(),
                   entropy=final_entropy(trainer.history), run_dir=str(run_dir), error=job.error or None)

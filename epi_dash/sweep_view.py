@@ -17,8 +17,7 @@ import param
 
 from core.errors import InputError
 from core.jobs import JobRunner
-from core.model import load_model
-from core.runs import reserve_run_dir
+from core.runs import load_run, reserve_run_dir
 from core.sweep import compare_levels, level_label, level_samples, load_sweep, parse_vary, sweep_cells, sweep_job
 
 from .config import scheduler_from_env
@@ -67,9 +66,14 @@ def marginals_view(samples: dict[str, np.ndarray], names: list[str]) -> hv.Layou
                                  label=label).opts(alpha=0.35, color=LEVEL_COLORS[i % len(LEVEL_COLORS)],
                                                    line_color=None)
                     for i, (label, z) in enumerate(samples.items())]
-        panels.append(hv.Overlay(overlays).opts(width=260, height=200, title=name, show_legend=k == 0,
-                                                legend_position="top_right", toolbar=None))
-    return hv.Layout(panels).cols(4)
+        panels.append(hv.Overlay(overlays).opts(width=260, height=200, title=name, show_legend=False, toolbar=None))
+    return hv.Layout(panels).cols(4).opts(shared_axes=False)
+
+
+def level_legend_html(labels: list[str]) -> str:
+    """One colored swatch per level, in the marginals' colors (a legend inside a panel hid its histogram)."""
+    return " &nbsp; ".join(f"<span style='color:{LEVEL_COLORS[i % len(LEVEL_COLORS)]}'>■</span> {label}"
+                           for i, label in enumerate(labels))
 
 
 def cells_frame(manifest: dict[str, Any]) -> pd.DataFrame:
@@ -92,8 +96,14 @@ class SweepView(pn.viewable.Viewer):
         self.setup = SweepSetup()
         self.runner = JobRunner()
         self.sweep_dir: Path | None = None
-        form = pn.Param(self.setup, parameters=["model", "vary", "seeds", "settings"], show_name=False,
-                        widgets={"seeds": pn.widgets.IntInput}, sizing_mode="stretch_width")
+        form = pn.Column(
+            pn.widgets.TextInput.from_param(self.setup.param.model, label="Sweep model", sizing_mode="stretch_width"),
+            pn.widgets.TextInput.from_param(self.setup.param.vary, label="Vary", sizing_mode="stretch_width"),
+            pn.widgets.IntInput.from_param(self.setup.param.seeds, label="Seeds per level", sizing_mode="stretch_width"),
+            pn.widgets.TextInput.from_param(self.setup.param.settings, label="Settings for every run",
+                                            placeholder="e.g. iters_per_epoch=500, batch_size=200",
+                                            sizing_mode="stretch_width"),
+            sizing_mode="stretch_width")
         self.launch_button = pn.widgets.Button(label="Launch sweep", color="primary", width=140)
         self.stop_button = pn.widgets.Button(label="Stop", color="danger", width=90, disabled=True)
         self.open_select = pn.widgets.Select(label="Or open a sweep", options=self._sweep_options(), width=320)
@@ -171,12 +181,21 @@ class SweepView(pn.viewable.Viewer):
             self.results.objects = [pn.pane.Markdown(
                 "*The posteriors across levels appear once at least two levels have a converged run.*")]
             return
-        model = load_model(manifest["model"], **(manifest.get("hyper") or {}))
-        names = model.parameter_names
-        rows = compare_levels(samples, model.model_name or type(model).__name__, names)
+        try:
+            self._show_levels(manifest, samples)
+        except Exception as exc:  # a damaged run among the selected ones: said, never a traceback
+            self.results.objects = [pn.pane.Alert(f"Could not show the levels: {type(exc).__name__}: {exc}",
+                                                  alert_type="warning")]
+
+    def _show_levels(self, manifest: dict[str, Any], samples: dict[str, np.ndarray]) -> None:
+        first = next(run for run in manifest["selection"].values() if run)
+        names = [str(n) for n in load_run(first).samples["names"]]  # a level may change the model's size
+        model_name = Path(str(manifest["model"])).stem.split(":")[0]
+        rows = compare_levels(samples, model_name, names)
         table = pd.DataFrame(rows)[["statistic", "levels", "mean_high", "mean_low", "t", "p"]]
         self.results.objects = [
             pn.pane.Markdown("### Selected q per level (converged run of greatest entropy)"),
+            pn.pane.HTML(level_legend_html(list(samples)), styles={"font-size": "13px"}),
             pn.pane.HoloViews(marginals_view(samples, names[:8]), linked_axes=False),
             pn.pane.Markdown("### Across levels (Welch t-test on 2,000 samples of each selected q)"),
             pn.widgets.Tabulator(table, disabled=True, show_index=False, sizing_mode="stretch_width",

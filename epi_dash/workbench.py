@@ -21,7 +21,8 @@ from core.errors import InputError
 from core.runs import load_run, reserve_run_dir
 
 from .compare import compare_methods_area
-from .config import configure_torch_threads, discover_models, model_path_from_env, runs_dir_from_env
+from .config import (configure_torch_threads, discover_models, executor_from_env, model_path_from_env,
+                     runs_dir_from_env)
 from .epi_samples import SamplesView
 from .epi_setup import EPISetupForm
 from .epi_training import TrainingView
@@ -29,8 +30,10 @@ from .help import explained
 from .library import RunLibrary
 from .live import LiveRun, run_info
 from .panels import EventPump, JobControls, load_extensions
+from .preflight_view import PreflightPanel
 from .runner import TrainingRunner
 from .state import SetupState
+from .sweep_view import SweepView
 
 log = logging.getLogger(__name__)
 TRAINING = ("running", "starting", "stopping")
@@ -54,9 +57,9 @@ class Workbench(pn.viewable.Viewer):
         self.catalog = discover_models(model_path if model_path is not None else model_path_from_env())
         self.explain, self.title = explain, title
         self.setup = SetupState(self.catalog.specs, model_spec=model)
-        self.runner = runner or TrainingRunner()
         self.live: LiveRun | None = None
         self._notifications = pn.state.notifications
+        self.runner = runner or TrainingRunner(executor=self._executor())
         self.controls = JobControls(self.start, self.stop, self.resume, ready="**Ready.** Press Start to train.")
         self.form = EPISetupForm(self.setup, self.catalog, busy=lambda: self.runner.running,
                                  on_refused=lambda text: self.notify("warning", text),
@@ -64,10 +67,12 @@ class Workbench(pn.viewable.Viewer):
         self.training = TrainingView(self._explained, explain)
         self.samples = SamplesView(self._explained, self.notify, lambda: self.runner.latest_distribution, explain)
         self.library = RunLibrary(self.runs_dir, on_open=self.open_run)
+        self.preflight = PreflightPanel(self.setup)
         self.tabs = pn.Tabs(("Training", self.training.training_area), ("Samples & modes", self.samples.samples_area),
                             ("Predictive", self.samples.predictive_area),
                             ("Runs", self._explained("runs", self.library, above=True)),
                             ("Compare methods", compare_methods_area(self.setup, self.runs_dir)),
+                            *([] if explain else [("Sweep", SweepView(self.runs_dir))]),
                             dynamic=True, sizing_mode="stretch_width")
         self.setup.param.watch(lambda _e: self._new_live() if self.setup.model is not None else None, "model")
         self._new_live()
@@ -84,6 +89,15 @@ class Workbench(pn.viewable.Viewer):
             if obj is not None and name in dir(obj):
                 return getattr(obj, name)
         raise AttributeError(name)
+
+    def _executor(self):
+        """Where this session trains: the server process, or the Dask scheduler ``serve --scheduler`` named
+        (one that cannot be reached is said, and the session trains in the server process)."""
+        try:
+            return executor_from_env()
+        except InputError as exc:
+            self.notify("warning", f"{exc.field}: {exc.message}; this session trains in the server process")
+            return None
 
     # ================================================================================= actions
     def start(self) -> None:
@@ -211,7 +225,7 @@ class Workbench(pn.viewable.Viewer):
         return explained(key, view, self.explain, above)
 
     def sidebar(self) -> list[pn.viewable.Viewable]:
-        return [*self.form.widgets(), self.controls.buttons]
+        return [*self.form.widgets(), self.controls.buttons, self.preflight]
 
     def template(self) -> pn.template.FastListTemplate:
         return pn.template.FastListTemplate(
