@@ -48,7 +48,7 @@ def test_single_target_population_is_diverse(model, target):
 def test_failures_are_reported_per_neuron_and_the_rest_kept():
     # an upper bound on H that only some neurons respect: the others fail, named, after the redraws
     model = dataclasses.replace(STG, upper={**STG.upper, "H": 0.2})
-    res = compensate(model, (4.0, 5.0), n=300, seed=0, check_upper=True, max_rounds=1)  # Na bound too
+    res = compensate(model, (4.0, 5.0), n=300, seed=0, check_upper=True, max_rounds=1, candidates=1)  # Na bound too
     assert 0 < res.ok.sum() < 300
     fails = res.failures()
     assert len(fails) == int((~res.ok).sum())

@@ -7,8 +7,8 @@ channels chosen per neuron by the model's rule (g_f left free); for the STG mode
 the sensitivity depends on it through calcium, so it is linearised at ``34.12 - 2.330 g_s`` and re-solved
 ``iterations + 1`` times. Unlike the authors' code (which deletes rows with a negative conductance),
 neurons that end negative (or, with ``check_upper``, above the Monte-Carlo upper bounds, which
-the seed population itself exceeds for Na) are redrawn and re-solved, up to
-``max_rounds`` times; whatever still fails is reported per neuron and kept out of ``ok``.
+the seed population itself exceeds for Na) are redrawn and re-solved (``candidates`` seeds at once,
+``max_rounds`` times); whatever still fails is reported per neuron and kept out of ``ok``.
 All steps are batched: thousands of neurons in one call.
 """
 
@@ -143,13 +143,14 @@ def neuromodulate(model: ConductanceModel, g: Tensor, targets: Tensor, iteration
 
 
 def compensate(model: ConductanceModel, targets, n: int | None = None, *, seed: int = 0,
-               iterations: int = 5, max_rounds: int = 10, check_upper: bool = False,
+               iterations: int = 5, max_rounds: int = 3, candidates: int = 8, check_upper: bool = False,
                field: str = "dic", target_tol: float = 1e-4) -> CompensationResult:
     """Conductance vectors hitting target (g_s, g_u) at the model's V_th.
 
     ``targets``: (N, 2) one pair per neuron, or a single pair repeated ``n`` times. Neurons that end
-    with a negative conductance (or above ``model.upper`` when ``check_upper``) get a fresh seed draw,
-    up to ``max_rounds`` redraws; the rest are reported (``ok`` False, ``reason``). A neuron also counts as
+    with a negative conductance (or above ``model.upper`` when ``check_upper``) get ``candidates`` fresh
+    seed draws at once (the first good one is kept), up to ``max_rounds`` such redraws; the rest are
+    reported (``ok`` False, ``reason``). A neuron also counts as
     failed when its achieved (g_s, g_u) misses the target by ``target_tol`` or more."""
     t = check_targets(model, targets, field)
     if n is not None:
@@ -167,12 +168,19 @@ def compensate(model: ConductanceModel, targets, n: int | None = None, *, seed: 
     used = torch.zeros(N, dtype=torch.long)
     todo = torch.arange(N)
     for r in range(max_rounds + 1):
-        seed_g = seed_population(model, len(todo), gen)
-        out = neuromodulate(model, seed_g, t[todo], iterations)
-        hit = (dics(model, torch.nan_to_num(out))[:, 1:] - t[todo]).abs().max(1).values < target_tol
+        c = 1 if r == 0 else max(1, candidates)
+        m = len(todo)
+        tt = t[todo].repeat(c, 1)                                   # (c * m, 2), candidate-major
+        seed_g = seed_population(model, c * m, gen)
+        out = neuromodulate(model, seed_g, tt, iterations)
+        hit = (dics(model, torch.nan_to_num(out))[:, 1:] - tt).abs().max(1).values < target_tol
         good = torch.isfinite(out).all(1) & (out >= 0).all(1) & hit
         if check_upper:
             good &= (out <= upper).all(1)
+        out, good = out.reshape(c, m, -1), good.reshape(c, m)
+        first = torch.argmax(good.int(), 0)                         # first good candidate (0 if none)
+        out = out[first, torch.arange(m)]
+        good = good.any(0)
         g[todo] = out
         ok[todo] = good
         used[todo] = r
