@@ -91,7 +91,7 @@ def train_epi(ctx: JobContext, snapshot_every: int = 0, snapshot_samples: int = 
         for finding in getattr(result, "health", []) or []:
             ctx.message(finding.get("message", str(finding)) if isinstance(finding, dict) else str(finding),
                         level="warning")
-        raise JobStopped()
+        raise JobStopped("unhealthy")
     if result.state == "stopped":
         raise JobStopped()
     if result.state == "failed":

@@ -48,7 +48,12 @@ JobFunction = Callable[["JobContext"], "dict[str, Any] | None"]
 
 
 class JobStopped(Exception):
-    """Raised by :meth:`JobContext.check_stop` once a stop was asked for; the job ends "stopped"."""
+    """Raised by :meth:`JobContext.check_stop` once a stop was asked for; the job ends "stopped" (or a
+    finer ``state`` its function names, e.g. EPI's "unhealthy": stopped by its health watch)."""
+
+    def __init__(self, state: str = "stopped"):
+        super().__init__(state)
+        self.state = state
 
 
 @dataclass
@@ -291,7 +296,9 @@ def run_job(function: JobFunction | str, settings: dict[str, Any], run_dir: str 
     try:
         result = fn(ctx) or {}
         state = result.get("state") if result.get("state") in FINISHED_STATES else "finished"
-    except (JobStopped, KeyboardInterrupt):
+    except JobStopped as exc:
+        state = exc.state
+    except KeyboardInterrupt:
         state = "stopped"
     except Exception as exc:  # the job's own failure: recorded, its files and checkpoint kept
         state, error = "failed", describe_error(exc)
