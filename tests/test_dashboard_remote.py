@@ -15,7 +15,7 @@ from core.runs import load_run
 from epi_dash.runner import TrainingRunner
 
 TINY = dict(batch_size=50, iters_per_epoch=40, num_epochs=2, num_test_batches=10, init_iters=20, num_units=8,
-            device="cpu", seed=3)
+            device="cpu", seed=3, health="off")  # the job mechanism under test, not the health watch
 
 
 @pytest.fixture(scope="module")

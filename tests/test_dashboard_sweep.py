@@ -9,7 +9,7 @@ from epi_dash.sweep_view import SweepView, marginals_view, parse_settings
 
 hv.extension("bokeh", logo=False)
 
-TINY = "num_epochs=1, iters_per_epoch=20, batch_size=50, num_test_batches=10, init_iters=20, num_units=8"
+TINY = "num_epochs=1, iters_per_epoch=20, batch_size=50, num_test_batches=10, init_iters=20, num_units=8, health=off"
 
 
 def test_bad_sweep_set_ups_are_named_in_the_status(tmp_path):

@@ -19,7 +19,7 @@ from core.settings import settings_for
 from core.sweep import compare_levels, load_sweep, parse_vary, run_sweep, select, sweep_cells
 from epi_dash.cli import main
 
-TINY = {"num_epochs": 1, "iters_per_epoch": 20, "batch_size": 50, "num_test_batches": 10, "init_iters": 20,
+TINY = {"num_epochs": 1, "iters_per_epoch": 20, "batch_size": 50, "num_test_batches": 10, "init_iters": 20, "health": "off",
         "num_units": 8}
 
 
