@@ -170,7 +170,7 @@ class HealthWatch:
                     f"{iteration}; {self._vanishing_run[j]} probes in a row) while its batch mean is {off[j]:.1f} "
                     f"target sds from the target {self.mean[j]:g}: q sits where {s} is flat, so the constraints "
                     "cannot pull it toward the target" + (
-                        f"; unchanged through epoch {epoch - 1} and its multiplier update" if stuck else
+                        f"; it held through all of epoch {epoch - 1} and its multiplier update" if stuck else
                         "; training goes on (the multiplier update at the epoch's end may still pull q out; "
                         "if this holds through the next whole epoch, the watch stops the run)"),
                     [f"make {s} vary smoothly where it is now constant (soft thresholds: torch.sigmoid((x - x0) / "

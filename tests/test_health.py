@@ -122,7 +122,7 @@ def test_a_statistic_flat_for_good_stops_training_keeping_the_checkpoint(tmp_pat
     # probes at iterations 1, 21, 41 (epoch 1), 61, 81, 101 (epoch 2), 121 (epoch 3): the 5th is the notice
     assert [(h["kind"], h["stop"], h["iteration"]) for h in result.health] == [
         ("vanishing_gradient", False, 81), ("vanishing_gradient", True, 121)]
-    assert "unchanged through epoch 2 and its multiplier update" in result.error
+    assert "it held through all of epoch 2 and its multiplier update" in result.error
     meta = json.loads((tmp_path / "run.json").read_text())
     assert meta["state"] == "unhealthy" and meta["health"][1]["statistic"] == "rate"
     ckpt = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
