@@ -29,9 +29,14 @@ def test_entropy_collapse_is_reported_with_the_numbers():
         found += w.observe_iteration(record(k, 3.0 - (k > 20) * 10.0 - (k > 40) * 10.0, 0.0))
     (f,) = found
     # the median of the latest 10 entropies: -7 up to k = 44, (-7 - 17) / 2 = -12 at k = 45 (7.5 nats each)
-    assert f.kind == "collapse" and f.iteration == 45
+    assert f.kind == "collapse" and f.iteration == 45 and not f.stop  # a notice within the epoch
     assert "entropy fell from 3 to -12 nats (7.5 nats per parameter" in f.message
     assert "lr=1e-4" in " ".join(f.advice) and "epi-dash compare m.py:M --methods snpe,smc" in " ".join(f.advice)
+    (stop,) = w.observe_epoch(SimpleNamespace(epoch=1, iteration=60, entropy=-15.0))  # the test confirms it
+    assert stop.kind == "collapse" and stop.stop and "to -15 nats (9 nats per parameter" in stop.message
+    recovered = watch()
+    recovered.observe_iteration(record(1, 3.0, 0.0))
+    assert recovered.observe_epoch(SimpleNamespace(epoch=1, iteration=60, entropy=-3.0)) == []  # 3 nats each: fine
 
 
 def test_a_cost_rising_within_an_epoch_is_a_notice_then_a_stop_and_noise_is_nothing():
@@ -46,7 +51,7 @@ def test_a_cost_rising_within_an_epoch_is_a_notice_then_a_stop_and_noise_is_noth
     # notice); over 10x its size from the window ending at k = 200 (15,400), and again at 250: a stop
     assert [(f.kind, f.stop, f.iteration) for f in found_rising] == [("rising_cost", False, 100), ("rising_cost", True, 250)]
     assert found_rising[1].values["cost_now"] > 10 * found_rising[1].values["cost_start"]
-    rising.observe_epoch(SimpleNamespace(epoch=1))  # a new epoch starts a new comparison, once per run
+    rising.observe_epoch(SimpleNamespace(epoch=1, iteration=400, entropy=1.0))  # a new epoch starts a new comparison, once per run
     assert all(rising.observe_iteration(record(k, 1.0, 1e6 * k, epoch=2)) == [] for k in range(401, 601))
 
 
