@@ -24,7 +24,9 @@ def run_epi(problem: InferenceProblem, seed: int = 0, budget: Budget | None = No
     simulations of EPI's own hypothesis tests are reported in ``extra["test_simulations"]``.
     """
     budget = budget or Budget()
-    flow, opt = settings_for(problem.model, **{**(settings or {}), "seed": seed,
+    # health "warn": in a race every method runs to the shared criterion or its budget; the watch's findings
+    # are still recorded, but a stop would end EPI on its own rule where the others have none
+    flow, opt = settings_for(problem.model, **{"health": "warn", **(settings or {}), "seed": seed,
                                                "device": str(problem.device)})
     trainer = EPITrainer(problem.model, problem.property, flow, opt)
     log = RunLog("epi", setting_name, seed, problem, budget, criterion, on_step)
