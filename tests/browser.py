@@ -16,6 +16,10 @@ Stable API (other test files import it; keep it small):
 ``open_app(page, url, timeout=60_000)`` goto + wait until Bokeh has rendered the document
 ``cds_lengths(page) -> list[int]``  row counts of every ColumnDataSource in the page
 ``screenshot(page, name) -> Path``  full-page PNG under ``test-artifacts/``
+``fill(page, label, value)``        type ``value`` into the input labelled ``label`` and press Enter
+``job_status(page, pattern, timeout=60) -> str``
+                                    wait until a job panel's status line (``... · step N/M``) matches
+                                    the regular expression ``pattern``; returns it
 ``ARTIFACTS``                       the ``test-artifacts`` folder (gitignored)
 
 Never call ``playwright install``: the Debian ``chromium`` package is used via ``executable_path``.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -131,3 +136,19 @@ def screenshot(page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def fill(page, label: str, value: str) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(value)
+    box.press("Enter")
+
+
+def job_status(page, pattern: str, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        texts = page.get_by_text(re.compile(r"· step \d+/")).all_inner_texts()
+        if texts and re.search(pattern, texts[0]):
+            return texts[0]
+        assert time.monotonic() < deadline, f"status never matched {pattern!r}: {texts}"
+        page.wait_for_timeout(250)

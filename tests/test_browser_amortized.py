@@ -5,31 +5,16 @@ check and geometry tabs; a malformed uploaded spike file is a message naming the
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 expect = pytest.importorskip("playwright.sync_api").expect
 
 from epi_dash.cli import main
-from tests.browser import browser_page, open_app, requires_browser, screenshot, serve_apps
+from tests.browser import browser_page, fill, job_status, open_app, requires_browser, screenshot, serve_apps
 
 pytestmark = [pytest.mark.browser, requires_browser]
 
 
-def _fill(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(value)
-    box.press("Enter")
-
-
-def _status(page, pattern: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        texts = page.get_by_text(re.compile(r"· step \d+/")).all_inner_texts()
-        if texts and re.search(pattern, texts[0]):
-            return texts[0]
-        assert time.monotonic() < deadline, f"status never matched {pattern!r}: {texts}"
-        page.wait_for_timeout(250)
 
 
 def test_amortized_app_builds_infers_and_reports_bad_files(tmp_path):
@@ -43,19 +28,19 @@ def test_amortized_app_builds_infers_and_reports_bad_files(tmp_path):
     with serve_apps(["apps/amortized.py"], env=env) as base, browser_page() as page:
         open_app(page, f"{base}/amortized")
         start = page.get_by_role("button", name="Start", exact=True)
-        _fill(page, "Budget", "0")
+        fill(page, "Budget", "0")
         page.get_by_text("must be at least 1 simulation; got 0").first.wait_for()
         expect(start).to_be_disabled(timeout=15_000)
         for label, value in (("Budget", "20"), ("Heldout", "2"), ("Chunk size", "10"), ("N neurons", "30"),
                              ("Duration", "0.5"), ("Max epochs", "3"), ("Scheduler", "sync")):
-            _fill(page, label, value)
+            fill(page, label, value)
         expect(start).to_be_enabled(timeout=15_000)
         page.wait_for_timeout(500)
         start.click()
-        _status(page, r"^Finished", timeout=180)
+        job_status(page, r"^Finished", timeout=180)
         # inference on the pre-built data set
-        _fill(page, "posterior samples", "200")
-        _fill(page, "re-simulated samples", "3")
+        fill(page, "posterior samples", "200")
+        fill(page, "re-simulated samples", "3")
         page.get_by_role("button", name="Infer").click()
         page.get_by_text(re.compile(r"\d+ posterior samples in [\d.]+ s")).first.wait_for(timeout=120_000)
         page.get_by_text("Check", exact=True).click()

@@ -12,7 +12,7 @@ from core.conductance import simulate_dataset, train_density  # noqa: E402
 from core.conductance.dataset import dataset_settings  # noqa: E402
 from core.conductance.training import training_settings  # noqa: E402
 from core.jobs import run_job  # noqa: E402
-from tests.browser import browser_page, cds_lengths, open_app, requires_browser, screenshot, serve_apps  # noqa: E402
+from tests.browser import browser_page, cds_lengths, fill, open_app, requires_browser, screenshot, serve_apps  # noqa: E402
 
 pytestmark = [pytest.mark.browser, requires_browser]
 
@@ -28,11 +28,6 @@ def runs_dir(tmp_path_factory):
     return root
 
 
-def _fill(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(value)
-    box.press("Enter")
-
 
 def test_conductances_app_end_to_end(runs_dir, tmp_path):
     with serve_apps(["apps/conductances.py"], env={"EPI_DASH_RUNS_DIR": str(runs_dir)}) as base:
@@ -40,7 +35,7 @@ def test_conductances_app_end_to_end(runs_dir, tmp_path):
             open_app(page, f"{base}/conductances", timeout=120_000)
             for label, value in (("input neurons", "2"), ("neurons to generate", "6"), ("duration (ms)", "300"),
                                  ("transient (ms)", "100"), ("g_s", "-8"), ("g_u", "6")):
-                _fill(page, label, value)
+                fill(page, label, value)
             before = sum(cds_lengths(page))
             page.get_by_role("button", name="Run").click()
             expect(page.get_by_text("neurons generated in")).to_be_visible(timeout=240_000)
@@ -48,7 +43,7 @@ def test_conductances_app_end_to_end(runs_dir, tmp_path):
             assert sum(cds_lengths(page)) > before + 100   # density image, points, boxes and traces arrived
             screenshot(page, "conductances-result")
 
-            _fill(page, "g_s", "50")
+            fill(page, "g_s", "50")
             page.get_by_role("button", name="Run").click()
             expect(page.locator("#main").get_by_text("dic: g_s = 50 is outside the STG model's DIC range")).to_be_visible(timeout=60_000)
 
@@ -61,7 +56,7 @@ def test_conductances_app_end_to_end(runs_dir, tmp_path):
             page.get_by_role("button", name="Run").click()
             expect(page.locator("#main").get_by_text("spikes[cell7]: 1 spike")).to_be_visible(timeout=60_000)
             page.get_by_label("source", exact=True).select_option("dic")
-            _fill(page, "g_s", "8")
+            fill(page, "g_s", "8")
             page.get_by_role("button", name="Run").click()
             expect(page.get_by_text("neurons generated in")).to_be_visible(timeout=240_000)
             screenshot(page, "conductances-recovered")

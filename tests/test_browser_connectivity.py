@@ -6,24 +6,14 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import pytest
 expect = pytest.importorskip("playwright.sync_api").expect
 
-from tests.browser import browser_page, cds_lengths, open_app, requires_browser, screenshot, serve_apps
+from tests.browser import browser_page, cds_lengths, job_status, open_app, requires_browser, screenshot, serve_apps
 
 pytestmark = [pytest.mark.browser, requires_browser]
 
-
-def _status(page, pattern: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        texts = page.get_by_text(re.compile(r"· step \d+/")).all_inner_texts()
-        if texts and re.search(pattern, texts[0]):
-            return texts[0]
-        assert time.monotonic() < deadline, f"status never matched {pattern!r}: {texts}"
-        page.wait_for_timeout(250)
 
 
 def test_connectivity_app_validates_infers_and_shows_results(tmp_path):
@@ -46,7 +36,7 @@ def test_connectivity_app_validates_infers_and_shows_results(tmp_path):
         page.locator(".bk-Checkbox", has_text="Quick").locator("input[type=checkbox]").check()
         page.wait_for_timeout(500)
         start.click()
-        _status(page, r"^Finished", timeout=240)
+        job_status(page, r"^Finished", timeout=240)
         page.get_by_text("Result", exact=True).click()
         page.get_by_text("Loadings (teacher, inferred, gradient descent)").wait_for(timeout=60_000)
         page.locator(".tabulator-row", has_text="constraint_error").first.wait_for(timeout=30_000)

@@ -11,25 +11,11 @@ import time
 import pytest
 expect = pytest.importorskip("playwright.sync_api").expect
 
-from tests.browser import browser_page, cds_lengths, open_app, requires_browser, screenshot, serve_apps
+from tests.browser import browser_page, cds_lengths, fill, job_status, open_app, requires_browser, screenshot, serve_apps
 
 pytestmark = [pytest.mark.browser, requires_browser]
 
 
-def _fill(page, label: str, value: str) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(value)
-    box.press("Enter")
-
-
-def _status(page, pattern: str, timeout: float = 60) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        texts = page.get_by_text(re.compile(r"· step \d+/")).all_inner_texts()
-        if texts and re.search(pattern, texts[0]):
-            return texts[0]
-        assert time.monotonic() < deadline, f"status never matched {pattern!r}: {texts}"
-        page.wait_for_timeout(250)
 
 
 def test_example_app_validates_streams_stops_resumes_and_lists_the_run(tmp_path):
@@ -38,27 +24,27 @@ def test_example_app_validates_streams_stops_resumes_and_lists_the_run(tmp_path)
     with serve_apps(["apps/example_random_walk.py"], env=env) as base, browser_page() as page:
         open_app(page, f"{base}/example_random_walk")
         start = page.get_by_role("button", name="Start", exact=True)
-        _fill(page, "Step size", "-1")
+        fill(page, "Step size", "-1")
         page.get_by_text("must be > 0; got -1").first.wait_for()
         expect(start).to_be_disabled(timeout=15_000)
-        _fill(page, "Step size", "1")
+        fill(page, "Step size", "1")
         expect(start).to_be_enabled(timeout=15_000)
-        _fill(page, "Walkers", "300")
-        _fill(page, "Steps", "60")
-        _fill(page, "Delay", "0.15")
+        fill(page, "Walkers", "300")
+        fill(page, "Steps", "60")
+        fill(page, "Delay", "0.15")
         page.wait_for_timeout(500)
         start.click()
-        _status(page, r"^Running · step [1-9]\d*/60")
+        job_status(page, r"^Running · step [1-9]\d*/60")
         before = sum(cds_lengths(page))
         deadline = time.monotonic() + 20  # plots refresh every 1-6 s (throttled), the counters every second
         while sum(cds_lengths(page)) <= before:
             assert time.monotonic() < deadline, f"the live plot did not grow ({before} rows)"
             page.wait_for_timeout(500)
         page.get_by_role("button", name="Stop").click()
-        stopped = _status(page, r"^Stopped")
+        stopped = job_status(page, r"^Stopped")
         assert int(re.search(r"step (\d+)/", stopped).group(1)) < 60
         page.get_by_role("button", name="Resume").click()
-        _status(page, r"^Finished · step 60/60", timeout=90)
+        job_status(page, r"^Finished · step 60/60", timeout=90)
         page.get_by_text("Result", exact=True).click()
         page.get_by_text("Click a walker in the pairplot.").wait_for()
         page.locator(".tabulator-row", has_text="ratio").first.wait_for()  # the result table
