@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..baselines.snpe import QuietTracker
 from ..errors import InputError
 from ..jobs import JobContext
 from ..runs import atomic_write
@@ -60,31 +61,6 @@ def default_train_settings(**overrides: Any) -> dict[str, Any]:
     return s
 
 
-class _Tracker:
-    """sbi's Tracker protocol without TensorBoard files; keeps the last metrics for progress reports."""
-
-    log_dir = None
-
-    def __init__(self) -> None:
-        self.metrics: dict[str, float] = {}
-
-    def log_metric(self, name, value, step=None):
-        self.metrics[name] = float(value)
-
-    def log_metrics(self, metrics, step=None):
-        for k, v in metrics.items():
-            self.log_metric(k, v, step)
-
-    def log_params(self, params):
-        pass
-
-    def add_figure(self, name, figure, step=None):
-        pass
-
-    def flush(self):
-        pass
-
-
 def feature_summary(x: np.ndarray) -> dict[str, list[float]]:
     """Scales of the training features (valid sims): mean, sd, and the 0.5 % / 99.5 % quantiles, min, max."""
     sd = x.std(0)
@@ -111,7 +87,7 @@ def train_posterior(ctx: JobContext) -> dict[str, Any]:
     prior = BoxUniform(-LOGIT_BOUND * torch.ones(theta.shape[1]), LOGIT_BOUND * torch.ones(theta.shape[1]))
     builder = posterior_nn(model=s["density_estimator"], hidden_features=s["hidden"],
                            num_transforms=s["transforms"], num_bins=s["bins"])
-    tracker = _Tracker()
+    tracker = QuietTracker()
     inference = NPE(prior=prior, density_estimator=builder, tracker=tracker, show_progress_bars=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sbi's z-scoring outlier note: burst features have fill values

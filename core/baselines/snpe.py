@@ -80,16 +80,21 @@ class SNPESettings(param.Parameterized):
         return f"{self.density}, {self.simulations_per_round or 'ref'} sims/round"
 
 
-class _NullTracker:
-    """sbi's default tracker writes TensorBoard files into the working directory; log nothing."""
+class QuietTracker:
+    """sbi's Tracker protocol without TensorBoard files (sbi's default writes them into the working
+    directory); keeps the latest value of each metric for progress reports."""
 
     log_dir = None
 
+    def __init__(self) -> None:
+        self.metrics: dict[str, float] = {}
+
     def log_metric(self, name, value, step=None):
-        pass
+        self.metrics[name] = float(value)
 
     def log_metrics(self, metrics, step=None):
-        pass
+        for k, v in metrics.items():
+            self.log_metric(k, v, step)
 
     def log_params(self, params):
         pass
@@ -158,7 +163,7 @@ def run_snpe(problem: InferenceProblem, settings: SNPESettings | None = None, se
     try:
         prior = BoxUniform(low=problem.lower, high=problem.upper, device=str(problem.device))
         inference = NPE_C(prior=prior, density_estimator=_density_builder(settings, prior),
-                          device=str(problem.device), show_progress_bars=False, tracker=_NullTracker())
+                          device=str(problem.device), show_progress_bars=False, tracker=QuietTracker())
         proposal = None
         for round_index in range(1, settings.max_rounds + 1):
             budget.check()
