@@ -134,3 +134,20 @@ def test_concurrent_trainings_use_every_core_with_several_server_processes():
         assert m["total_its"] > 0 and math.isfinite(m["lag_p95_ms"]) and m["lag_p95_ms"] < 1000
     if (os.cpu_count() or 1) >= 2:
         assert two["total_its"] > 1.3 * one["total_its"], (one, two)
+
+
+def test_time_to_converge_quick_row_and_table(tmp_path):
+    """benchmarks/time_to_converge.py --quick: the RNN at N = 2 converges (seed 1: 750 its, load-free),
+    its run is written where the examples tool can find it, and the table carries the row's command."""
+    from benchmarks import time_to_converge as ttc
+
+    rows = ttc.run(["rnn"], seeds=1, quick=True, out=str(tmp_path), progress=False)
+    assert len(rows) == 1 and rows[0]["converged"] == 1 and rows[0]["seeds"] == 1
+    r = rows[0]
+    assert r["min_s"] <= r["median_s"] <= r["max_s"] and 0 < r["median_its"] <= 1000
+    assert (tmp_path / ttc.slug(r["row"]) / "seed=1").is_dir() and r["best_run"].endswith("seed=1")
+    table = ttc.markdown(rows + [ttc.summarize(ttc.CASES["sc"][0], [dict(
+        seed=1, converged=False, epochs=10, iterations=5000, wall_s=9.0, s_per_it=0.0018, run_dir=None,
+        error=None)], "cmd")])
+    assert "| RNN N=2 (quick) | 1/1 |" in table and "--quick" in table
+    assert "| SC p_P, p_A 75 +- 7.5 % | 0/1 | - (---) |" in table and "0.0018" in table
