@@ -133,8 +133,10 @@ def row_command(model: str, seeds: int, quick: bool, overrides: dict[str, Any], 
 
 
 def run(models: list[str], seeds: int, quick: bool = False, overrides: dict[str, Any] | None = None,
-        out: str | None = None, time_limit_s: float | None = None, progress: bool = True) -> list[dict[str, Any]]:
-    """Every requested model's rows (``QUICK_CASES`` and ``QUICK`` budgets when ``quick``)."""
+        out: str | None = None, time_limit_s: float | None = None, progress: bool = True,
+        only: str | None = None) -> list[dict[str, Any]]:
+    """Every requested model's rows (``QUICK_CASES`` and ``QUICK`` budgets when ``quick``); ``only``: just
+    the row with that label or a word of it (``"N=25"`` picks RNN N=25, not N=250)."""
     torch.set_num_threads(1)
     overrides = dict(overrides or {})
     settings = {**(QUICK if quick else {}), **overrides}
@@ -145,6 +147,8 @@ def run(models: list[str], seeds: int, quick: bool = False, overrides: dict[str,
         if name not in CASES:
             raise SystemExit(f"--models: unknown model {name!r} (choose from {', '.join(CASES)})")
         for case in table.get(name, []):
+            if only and only != case.label and only not in case.label.split():
+                continue
             runs = []
             for seed in range(1, seeds + 1):
                 r = run_seed(case, seed, settings, out_dir, time_limit_s)
@@ -165,9 +169,10 @@ def main(argv: list[str] | None = None) -> None:
                         help="flow/optimizer setting override on top of the model's defaults (A/B a change)")
     parser.add_argument("--out", default=None, help="directory for the runs (<out>/<row>/seed=<s>)")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds per seed before stopping it")
+    parser.add_argument("--only", default=None, help="only the row with this label or word of a label, e.g. 'N=25'")
     args = parser.parse_args(argv)
     rows = run([m.strip() for m in args.models.split(",") if m.strip()], args.seeds, args.quick,
-               parse_overrides(args.set), args.out, args.time_limit)
+               parse_overrides(args.set), args.out, args.time_limit, only=args.only)
     print(markdown(rows))
     print("command:", shlex.join([".venv/bin/python", "-m", "benchmarks.time_to_converge", *(argv or sys.argv[1:])]))
 
