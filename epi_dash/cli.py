@@ -281,7 +281,8 @@ def process_count(text: str) -> int:
 
 
 #: modules that add their own verbs (each has ``add_parser(subparsers)``): one per system
-VERB_GROUPS = ("cli_compare", "cli_check", "cli_sweep", "cli_amortized", "cli_connectivity", "cli_dic")
+VERB_GROUPS = ("cli_compare", "cli_check", "cli_sweep", "cli_amortized", "cli_connectivity", "cli_dic",
+               "cli_examples")
 
 
 def build_parser() -> argparse.ArgumentParser:

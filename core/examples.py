@@ -1,0 +1,151 @@
+"""Finished example runs shipped with the package (``epi_dash/examples/runs/``): list, locate, fetch, add.
+
+An example is a normal run directory stripped to what opening needs: ``run.json``, ``trace.csv``,
+``checkpoint.pt`` with the flow and multipliers but an empty optimizer state (``load_distribution`` and
+``resume`` still work; Adam restarts its moments), and ``samples.npz`` cut to ``SAMPLE_ROWS`` rows.
+``index.json`` lists each: name, model, property, description, command, date, machine, converged,
+size_kb, shipped. An entry with ``shipped: false`` is listed but not in the package: it records the
+``command`` that builds it.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .runs import atomic_write, read_run_json
+
+SAMPLE_ROWS = 2000
+EXAMPLE_FILES = ("run.json", "trace.csv", "checkpoint.pt", "samples.npz")
+
+
+def examples_root() -> Path:
+    """The package's example directory (``epi_dash/examples/runs``); read only."""
+    return Path(__file__).resolve().parent.parent / "epi_dash" / "examples" / "runs"
+
+
+@dataclass
+class Example:
+    """One entry of ``index.json``; ``path`` is the shipped run directory (None when not shipped)."""
+
+    name: str
+    meta: dict[str, Any]
+    path: Path | None
+
+    @property
+    def shipped(self) -> bool:
+        return self.path is not None
+
+
+def read_index(root: Path | None = None) -> list[dict[str, Any]]:
+    f = (root or examples_root()) / "index.json"
+    return json.loads(f.read_text())["examples"] if f.is_file() else []
+
+
+def _write_index(root: Path, entries: list[dict[str, Any]]) -> None:
+    entries = sorted(entries, key=lambda e: e["name"])
+    atomic_write(root / "index.json", lambda p: p.write_text(json.dumps({"examples": entries}, indent=2) + "\n"))
+
+
+def list_examples(root: Path | None = None) -> list[Example]:
+    """Every example of the index, shipped or not, in index order (by name)."""
+    root = root or examples_root()
+    out = []
+    for e in read_index(root):
+        d = root / e["name"]
+        out.append(Example(e["name"], e, d if e.get("shipped") and (d / "run.json").is_file() else None))
+    return out
+
+
+def locate(name: str, root: Path | None = None) -> Example:
+    """The example called ``name``; InputError naming the known ones otherwise."""
+    examples = list_examples(root)
+    for ex in examples:
+        if ex.name == name:
+            return ex
+    raise InputError("name", f"no example {name!r}; known: {', '.join(e.name for e in examples) or 'none'}")
+
+
+def fetch(name: str, runs_dir: str | Path = "runs", root: Path | None = None) -> Path:
+    """Copy the shipped example ``name`` into ``runs_dir/name`` (or ``name-2``, ...) and return that path.
+    The package copy is never written to."""
+    from .runs import reserve_run_dir
+
+    ex = locate(name, root)
+    if ex.path is None:
+        raise InputError("name", f"example {name!r} is not shipped; build it with: {ex.meta.get('command')}")
+    dest = reserve_run_dir(runs_dir, name)
+    for f in EXAMPLE_FILES:
+        if (ex.path / f).is_file():
+            shutil.copy2(ex.path / f, dest / f)
+    return dest
+
+
+def _dir_kb(path: Path) -> float:
+    return round(sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 1024, 1)
+
+
+def strip_run(src: Path, dest: Path, sample_rows: int = SAMPLE_ROWS) -> None:
+    """Write the stripped copy of run ``src`` into the existing, empty directory ``dest``."""
+    shutil.copy2(src / "run.json", dest / "run.json")
+    if (src / "trace.csv").is_file():
+        shutil.copy2(src / "trace.csv", dest / "trace.csv")
+    state = torch.load(src / "checkpoint.pt", map_location="cpu", weights_only=False)
+    opt = state.get("optimizer")
+    if isinstance(opt, dict):  # keep the param groups (load_state_dict checks them), drop Adam's moments
+        state["optimizer"] = {"state": {}, "param_groups": opt.get("param_groups", [])}
+    torch.save(state, dest / "checkpoint.pt")
+    with np.load(src / "samples.npz") as d:
+        arrays = {k: d[k] for k in d.files}
+    n = len(arrays["z"])
+    if n > sample_rows:
+        arrays = {k: (v[:sample_rows] if k in ("z", "log_q") else v) for k, v in arrays.items()}
+    np.savez_compressed(dest / "samples.npz", **arrays)
+
+
+def add(run_dir: str | Path, name: str, description: str, command: str | None = None,
+        allow_unconverged: bool = False, root: Path | None = None) -> dict[str, Any]:
+    """Copy run ``run_dir`` stripped into the package as example ``name``, add or replace its index entry,
+    and return the entry. Refuses a run that did not converge unless ``allow_unconverged``."""
+    root = root or examples_root()
+    src = Path(run_dir)
+    meta = read_run_json(src)
+    if not name or "/" in name or name.startswith("."):
+        raise InputError("name", f"a plain directory name is needed; got {name!r}")
+    for f in ("checkpoint.pt", "samples.npz"):
+        if not (src / f).is_file():
+            raise InputError("run_dir", f"no {f} in {src} (the run has not finished)")
+    if not meta.get("converged") and not allow_unconverged:
+        raise InputError("run_dir", f"{src} did not converge; pass --allow-unconverged to ship it anyway")
+    root.mkdir(parents=True, exist_ok=True)
+    dest = root / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir()
+    strip_run(src, dest)
+    entry = {
+        "name": name,
+        "model": meta.get("model"),
+        "property": meta.get("property"),
+        "description": description,
+        "command": command or meta.get("command") or f"epi-dash train {meta.get('model')}",
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+        "machine": meta.get("machine") or f"{socket.gethostname()} ({platform.machine()}, "
+                                           f"{'cuda' if 'cuda' in str(meta.get('optimizer', {}).get('device', '')) else 'cpu'})",
+        "converged": bool(meta.get("converged")),
+        "size_kb": _dir_kb(dest),
+        "shipped": True,
+    }
+    entries = [e for e in read_index(root) if e["name"] != name] + [entry]
+    _write_index(root, entries)
+    return entry
