@@ -2,7 +2,9 @@
 
 An example is a normal run directory stripped to what opening needs: ``run.json``, ``trace.csv``,
 ``checkpoint.pt`` with the flow and multipliers but an empty optimizer state (``load_distribution`` and
-``resume`` still work; Adam restarts its moments), and ``samples.npz`` cut to ``SAMPLE_ROWS`` rows.
+``resume`` still work; Adam restarts its moments), ``trace.csv`` thinned to about ``TRACE_ROWS``
+iterations at 6 significant digits (run.json's ``example.trace_every`` says the step), and
+``samples.npz`` cut to ``SAMPLE_ROWS`` rows (fewer in high dimension: ``SAMPLE_FLOATS`` numbers at most).
 ``index.json`` lists each: name, model, property, description, command, date, machine, converged,
 size_kb, shipped. An entry with ``shipped: false`` is listed but not in the package: it records the
 ``command`` that builds it.
@@ -10,7 +12,10 @@ size_kb, shipped. An entry with ``shipped: false`` is listed but not in the pack
 
 from __future__ import annotations
 
+import csv
+import fcntl
 import json
+import math
 import platform
 import shutil
 import socket
@@ -26,6 +31,8 @@ from .errors import InputError
 from .runs import atomic_write, read_run_json
 
 SAMPLE_ROWS = 2000
+SAMPLE_FLOATS = 100_000  # at most this many numbers in z: 2,000 rows in 2 to 50 dimensions, fewer above
+TRACE_ROWS = 1000  # the trace thinned to about this many iterations (the first and the last kept)
 EXAMPLE_FILES = ("run.json", "trace.csv", "checkpoint.pt", "samples.npz")
 
 
@@ -95,11 +102,27 @@ def _dir_kb(path: Path) -> float:
     return round(sum(f.stat().st_size for f in path.iterdir() if f.is_file()) / 1024, 1)
 
 
-def strip_run(src: Path, dest: Path, sample_rows: int = SAMPLE_ROWS) -> None:
+def _thin_trace(src: Path, dest: Path) -> int:
+    """Copy ``src`` trace.csv to ``dest`` keeping every k-th row (first and last too); returns k."""
+    with open(src, newline="") as fh:
+        rows = list(csv.reader(fh))
+    header, body = rows[0], rows[1:]
+    every = max(1, math.ceil(len(body) / TRACE_ROWS))
+    keep = [r for i, r in enumerate(body) if i % every == 0 or i == len(body) - 1]
+    short = lambda v: v if "." not in v and "e" not in v else f"{float(v):.6g}"  # noqa: E731
+    with open(dest, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows([[short(v) for v in r] for r in keep])
+    return every
+
+
+def strip_run(src: Path, dest: Path) -> None:
     """Write the stripped copy of run ``src`` into the existing, empty directory ``dest``."""
-    shutil.copy2(src / "run.json", dest / "run.json")
-    if (src / "trace.csv").is_file():
-        shutil.copy2(src / "trace.csv", dest / "trace.csv")
+    meta = read_run_json(src)
+    every = _thin_trace(src / "trace.csv", dest / "trace.csv") if (src / "trace.csv").is_file() else 1
+    meta["example"] = {**(meta.get("example") or {}), "trace_every": every * (meta.get("example") or {}).get("trace_every", 1)}
+    (dest / "run.json").write_text(json.dumps(meta, indent=2))
     state = torch.load(src / "checkpoint.pt", map_location="cpu", weights_only=False)
     opt = state.get("optimizer")
     if isinstance(opt, dict):  # keep the param groups (load_state_dict checks them), drop Adam's moments
@@ -107,9 +130,9 @@ def strip_run(src: Path, dest: Path, sample_rows: int = SAMPLE_ROWS) -> None:
     torch.save(state, dest / "checkpoint.pt")
     with np.load(src / "samples.npz") as d:
         arrays = {k: d[k] for k in d.files}
-    n = len(arrays["z"])
-    if n > sample_rows:
-        arrays = {k: (v[:sample_rows] if k in ("z", "log_q") else v) for k, v in arrays.items()}
+    d = arrays["z"].shape[1] if arrays["z"].ndim == 2 else 1
+    rows = max(200, min(SAMPLE_ROWS, SAMPLE_FLOATS // max(d, 1)))
+    arrays = {k: (v[:rows] if k in ("z", "log_q") else v) for k, v in arrays.items()}
     np.savez_compressed(dest / "samples.npz", **arrays)
 
 
@@ -128,24 +151,32 @@ def add(run_dir: str | Path, name: str, description: str, command: str | None = 
     if not meta.get("converged") and not allow_unconverged:
         raise InputError("run_dir", f"{src} did not converge; pass --allow-unconverged to ship it anyway")
     root.mkdir(parents=True, exist_ok=True)
-    dest = root / name
+    dest, tmp = root / name, root / f".{name}.tmp"
+    restrip = src.resolve() == dest.resolve()  # re-adding a shipped example keeps its command, date, machine
+    trained = datetime.fromtimestamp((src / "run.json").stat().st_mtime, timezone.utc).strftime("%Y-%m-%d")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    strip_run(src, tmp)  # first, so that re-stripping a shipped example (src == dest) works
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir()
-    strip_run(src, dest)
+    tmp.rename(dest)
+    old = next((e for e in read_index(root) if e["name"] == name), {}) if restrip else {}
     entry = {
         "name": name,
         "model": meta.get("model"),
         "property": meta.get("property"),
         "description": description,
-        "command": command or meta.get("command") or f"epi-dash train {meta.get('model')}",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-        "machine": meta.get("machine") or f"{socket.gethostname()} ({platform.machine()}, "
-                                           f"{'cuda' if 'cuda' in str(meta.get('optimizer', {}).get('device', '')) else 'cpu'})",
+        "command": command or old.get("command") or meta.get("command") or f"epi-dash train {meta.get('model')}",
+        "date": old.get("date") or trained,
+        "machine": old.get("machine") or meta.get("machine") or f"{socket.gethostname()} ({platform.machine()}, "
+                                           f"{meta.get('device', 'cpu')})",
         "converged": bool(meta.get("converged")),
         "size_kb": _dir_kb(dest),
         "shipped": True,
     }
-    entries = [e for e in read_index(root) if e["name"] != name] + [entry]
-    _write_index(root, entries)
+    with open(root / ".index.lock", "w") as lock:  # two helpers adding at once: one at a time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        entries = [e for e in read_index(root) if e["name"] != name] + [entry]
+        _write_index(root, entries)
     return entry
