@@ -7,7 +7,8 @@ iterations at 6 significant digits (run.json's ``example.trace_every`` says the 
 ``samples.npz`` cut to ``SAMPLE_ROWS`` rows (fewer in high dimension: ``SAMPLE_FLOATS`` numbers at most).
 ``index.json`` lists each: name, model, property, description, command, date, machine, converged,
 size_kb, shipped. An entry with ``shipped: false`` is listed but not in the package: it records the
-``command`` that builds it.
+``command`` that builds it and its ``train`` settings (model, model_params, mean, std, settings), which
+``training_meta`` turns into a run.json-like dict the workbench's set-up applies before it trains.
 """
 
 from __future__ import annotations
@@ -161,7 +162,8 @@ def add(run_dir: str | Path, name: str, description: str, command: str | None = 
     if dest.exists():
         shutil.rmtree(dest)
     tmp.rename(dest)
-    old = next((e for e in read_index(root) if e["name"] == name), {}) if restrip else {}
+    previous = next((e for e in read_index(root) if e["name"] == name), {})
+    old = previous if restrip else {}
     entry = {
         "name": name,
         "model": meta.get("model"),
@@ -175,8 +177,61 @@ def add(run_dir: str | Path, name: str, description: str, command: str | None = 
         "size_kb": _dir_kb(dest),
         "shipped": True,
     }
+    if previous.get("train") and previous["train"].get("model") == meta.get("model"):
+        entry["train"] = previous["train"]  # how to build it again
     with open(root / ".index.lock", "w") as lock:  # two helpers adding at once: one at a time
         fcntl.flock(lock, fcntl.LOCK_EX)
         entries = [e for e in read_index(root) if e["name"] != name] + [entry]
         _write_index(root, entries)
     return entry
+
+
+def add_planned(name: str, description: str, train: dict[str, Any], root: Path | None = None) -> dict[str, Any]:
+    """List example ``name`` as built on first use: ``train`` = {model, model_params, mean, std,
+    settings}. A shipped example of that name keeps its files and gains the settings to rebuild it."""
+    root = root or examples_root()
+    root.mkdir(parents=True, exist_ok=True)
+    ex = Example(name, {"train": train}, None)
+    command = "epi-dash " + " ".join(a if " " not in a else repr(a) for a in train_argv(ex, f"runs/{name}"))
+    training_meta(ex)  # the model and property must load
+    with open(root / ".index.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        entries = read_index(root)
+        old = next((e for e in entries if e["name"] == name), None)
+        if old is not None and old.get("shipped"):
+            entry = {**old, "train": train}
+        else:
+            entry = {"name": name, "model": train["model"], "property": training_meta(ex)["property"],
+                     "description": description, "command": command, "converged": False, "shipped": False,
+                     "train": train}
+        _write_index(root, [e for e in entries if e["name"] != name] + [entry])
+    return entry
+
+
+def training_meta(ex: Example) -> dict[str, Any]:
+    """The run.json-like settings that build example ``ex`` (``model``, ``model_params``, ``property``,
+    ``flow`` and ``optimizer`` overrides), from its index entry's ``train``; InputError if it has none."""
+    from .model import load_model
+    from .property import EmergentProperty
+
+    train = ex.meta.get("train")
+    if not train:
+        raise InputError("name", f"example {ex.name!r} records no training settings")
+    model = load_model(train["model"], **train.get("model_params", {}))
+    prop = EmergentProperty.default_for(model, mean=train.get("mean") or {}, std=train.get("std") or {})
+    return {"model": train["model"], "model_params": train.get("model_params", {}), "property": prop.to_dict(),
+            "flow": {}, "optimizer": dict(train.get("settings") or {})}
+
+
+def train_argv(ex: Example, out: str | Path) -> list[str]:
+    """``epi-dash`` arguments that train example ``ex`` into ``out`` (its ``train`` settings)."""
+    train = ex.meta.get("train")
+    if not train:
+        raise InputError("name", f"example {ex.name!r} records no training settings")
+    argv = ["train", train["model"], "--out", str(out)]
+    for k, v in {**train.get("model_params", {}), **(train.get("settings") or {})}.items():
+        argv += ["--set", f"{k}={v}"]
+    for kind in ("mean", "std"):
+        for k, v in (train.get(kind) or {}).items():
+            argv += [f"--{kind}", f"{k}={v}"]
+    return argv

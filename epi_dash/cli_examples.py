@@ -1,7 +1,8 @@
 """``epi-dash examples``: finished runs shipped with the package (core.examples).
 
 ``epi-dash examples``                         list them (name, model, size, shipped, description)
-``epi-dash examples fetch NAME [--runs-dir runs]``  copy one into the runs dir (then ``epi-dash info``)
+``epi-dash examples fetch NAME [--runs-dir runs] [--build]``  copy one into the runs dir (then ``epi-dash
+    info``); ``--build`` trains one that is not shipped, from its recorded settings
 ``epi-dash examples add RUN_DIR --name NAME --description TEXT [--command CMD] [--allow-unconverged]``
     developer: copy a converged run stripped into epi_dash/examples/runs and update index.json
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from core import examples
+from core.errors import InputError
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
@@ -24,9 +26,21 @@ def cmd_examples(args: argparse.Namespace) -> int:
             print(f"{ex.name:<18} {str(ex.meta.get('model')):<6} {size:>9}  {status:<13} {ex.meta.get('description', '')}")
         return 0
     if action == "fetch":
-        path = examples.fetch(args.name, args.runs_dir)
-        print(path)
-        return 0
+        ex = examples.locate(args.name)
+        if ex.shipped:
+            print(examples.fetch(args.name, args.runs_dir))
+            return 0
+        if not args.build:
+            raise InputError("name", f"example {ex.name!r} is not shipped; --build trains it (about as long as: "
+                                     f"{ex.meta.get('command')})")
+        from core.runs import reserve_run_dir
+
+        from .cli import main
+
+        out = reserve_run_dir(args.runs_dir, ex.name)
+        out.rmdir()  # train writes it (and refuses an existing run.json)
+        print(f"building example {ex.name} (not shipped) in {out}")
+        return main(examples.train_argv(ex, out))
     entry = examples.add(args.run_dir, args.name, args.description, command=args.command,
                          allow_unconverged=args.allow_unconverged)
     print(f"added {entry['name']} ({entry['size_kb']} KB, converged={entry['converged']})")
@@ -43,6 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     f = sub.add_parser("fetch", help="copy an example into the runs dir")
     f.add_argument("name")
     f.add_argument("--runs-dir", default="runs", help="parent directory (default: %(default)s)")
+    f.add_argument("--build", action="store_true", help="train an example that is not shipped (with progress)")
     a = sub.add_parser("add", help="developer: ship a converged run as an example")
     a.add_argument("run_dir")
     a.add_argument("--name", required=True)
