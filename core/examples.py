@@ -84,14 +84,19 @@ def locate(name: str, root: Path | None = None) -> Example:
     raise InputError("name", f"no example {name!r}; known: {', '.join(e.name for e in examples) or 'none'}")
 
 
-def fetch(name: str, runs_dir: str | Path = "runs", root: Path | None = None) -> Path:
+def fetch(name: str, runs_dir: str | Path = "runs", root: Path | None = None, reuse: bool = False) -> Path:
     """Copy the shipped example ``name`` into ``runs_dir/name`` (or ``name-2``, ...) and return that path.
+    ``reuse``: return ``runs_dir/name`` as it is when it already holds this example (same run.json).
     The package copy is never written to."""
     from .runs import reserve_run_dir
 
     ex = locate(name, root)
     if ex.path is None:
         raise InputError("name", f"example {name!r} is not shipped; build it with: {ex.meta.get('command')}")
+    existing = Path(runs_dir) / name
+    if reuse and (existing / "run.json").is_file() and (existing / "checkpoint.pt").is_file() \
+            and (existing / "run.json").read_bytes() == (ex.path / "run.json").read_bytes():
+        return existing
     dest = reserve_run_dir(runs_dir, name)
     for f in EXAMPLE_FILES:
         if (ex.path / f).is_file():

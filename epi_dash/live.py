@@ -181,7 +181,8 @@ class LiveRun:
         total = int(meta["optimizer"]["num_epochs"] * meta["optimizer"]["iters_per_epoch"])
         self.stride = max(1, total // CURVE_POINTS)
         self.progress.clear()
-        self.progress.send(frame[frame["iteration"] % self.stride == 0].tail(BUFFER_LENGTH))
+        thinned = int((meta.get("example") or {}).get("trace_every", 1)) > 1  # a shipped example's short trace
+        self.progress.send((frame if thinned else frame[frame["iteration"] % self.stride == 0]).tail(BUFFER_LENGTH))
         history = meta.get("history", [])
         self.state = Progress(
             status=run.state or "finished", iteration=int(meta.get("iterations", 0)),

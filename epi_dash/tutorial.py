@@ -15,12 +15,16 @@ from .workbench import Workbench, ensure_extensions
 QUICK_SETTINGS = dict(iters_per_epoch=1000, num_epochs=15, num_test_batches=50, batch_size=200)
 QUICK_FLOW = dict(init_iters=100)
 
+#: the finished example (``epi-dash examples``) each lesson's model offers, to look at before (or instead of) training
+LESSON_EXAMPLES = {"lds": "lds", "stg": "stg-hub"}
+
 LESSONS = [
     ("1 · A 2D linear system", "lds", """
 **Goal:** find all 2×2 dynamics matrices A whose eigenvalue λ₁ oscillates at 1 Hz
 (imag λ₁ = 2π rad/s) without growing or decaying (real λ₁ = 0).
 
-1. Keep the default property, press **Quick settings**, then **Start**.
+1. Keep the default property, press **Quick settings**, then **Start**. (No time to wait? **Open finished
+   example** shows a converged run at once.)
 2. Watch the *Training* tab: entropy, statistics converging onto their targets, the constraints R → 0.
 3. When it stops, open *Samples & modes*: the star is the mode; pick a **degenerate** direction and drag
    the slider. The oscillation stays at 1 Hz. Then pick a **sensitive** direction: it breaks at once.
@@ -30,7 +34,8 @@ LESSONS = [
 **Goal:** conductance parameters of the stomatogastric ganglion model for which the hub neuron bursts at
 an intermediate frequency (paper Fig 1).
 
-1. Press **Load this model**, then **Quick settings** and **Start** (the simulator is slower: be patient).
+1. Press **Load this model**, then **Quick settings** and **Start** (the simulator is slower: be patient),
+   or **Open finished example** to look at a converged run first.
 2. In *Samples & modes* the arrows at the mode show which conductance combinations keep the hub
    frequency and which change it: compare the traces along the two kinds of direction.
 """),
@@ -50,11 +55,13 @@ class Tutorial:
         self.load_button = pn.widgets.Button(label="Load this model", width=150)
         self.quick_button = pn.widgets.Button(label="Quick settings", width=150,
                                               color="light")
+        self.example_button = pn.widgets.Button(label="Open finished example", width=180, color="success")
         self.missing = pn.pane.Markdown("", styles={"color": "#b00020"})
         self._available = available
         self.lesson.param.watch(self._on_lesson, "value")
         self.load_button.on_click(self._load_model)
         self.quick_button.on_click(lambda _e: self.quick_settings())
+        self.example_button.on_click(lambda _e: self.open_example())
 
     def _current(self) -> tuple[str, str, str]:
         return next(lesson for lesson in LESSONS if lesson[0] == self.lesson.value)
@@ -71,13 +78,23 @@ class Tutorial:
             return
         self.workbench.model_select.value = model
 
+    def open_example(self) -> None:
+        """Open this lesson's finished example: a converged result at once, no waiting for training
+        (one that is not shipped is built in the background, and the page says so)."""
+        _title, model, _text = self._current()
+        name = LESSON_EXAMPLES.get(model)
+        if name is not None:
+            self.workbench.examples.open(name)
+            self.missing.object = self.workbench.examples.message.object
+
     def quick_settings(self) -> None:
         """Short epochs for a workshop (the paper's settings stay one click away: reload the model)."""
         self.workbench.setup.opt.param.update(**QUICK_SETTINGS)
         self.workbench.setup.flow.param.update(**QUICK_FLOW)
 
     def template(self) -> pn.template.FastListTemplate:
-        lessons = pn.Card(self.lesson, self.text, pn.Row(self.load_button, self.quick_button), self.missing,
+        lessons = pn.Card(self.lesson, self.text, pn.Row(self.load_button, self.quick_button),
+                          self.example_button, self.missing,
                           title="Lessons", sizing_mode="stretch_width")
         wb = self.workbench
         return pn.template.FastListTemplate(

@@ -25,6 +25,7 @@ from .config import (configure_torch_threads, discover_models, executor_from_env
                      runs_dir_from_env)
 from .epi_samples import SamplesView
 from .epi_setup import EPISetupForm
+from .examples_view import ExamplePicker
 from .epi_training import TrainingView
 from .help import explained
 from .library import RunLibrary
@@ -68,6 +69,7 @@ class Workbench(pn.viewable.Viewer):
         self.samples = SamplesView(self._explained, self.notify, lambda: self.runner.latest_distribution, explain)
         self.library = RunLibrary(self.runs_dir, on_open=self.open_run)
         self.preflight = PreflightPanel(self.setup)
+        self.examples = ExamplePicker(self.open_example)
         self.tabs = pn.Tabs(("Training", self.training.training_area), ("Samples & modes", self.samples.samples_area),
                             ("Predictive", self.samples.predictive_area),
                             ("Runs", self._explained("runs", self.library, above=True)),
@@ -160,6 +162,35 @@ class Workbench(pn.viewable.Viewer):
         self._update_progress()
         self.notify("info", f"Opened run {Path(path).name}")
 
+    def open_example(self, name: str) -> str:
+        """Open the finished example ``name`` (``core.examples``): a shipped one is copied into this
+        session's runs directory (the package is never written) and opened at once; one that is not
+        shipped is trained there now, in the background with progress. Returns a line for the page."""
+        from core.examples import fetch, locate, training_meta
+
+        try:
+            ex = locate(name)
+            if self.runner.running:
+                return "⚠️ A training or an analysis is running: wait for it or press Stop, then open the example."
+            if ex.shipped:
+                path = fetch(name, self.runs_dir, reuse=True)
+                self.open_run(path)
+                self.library.refresh()
+                return f"Opened example **{name}** (a finished run, copied to `{path}`)."
+            meta = training_meta(ex)
+            self.setup.apply_run(meta)
+            if meta["model"] not in self.form.model_select.options.values():
+                self.form.model_select.options = {**self.form.model_select.options, meta["model"]: meta["model"]}
+            self.form.model_select.param.update(value=meta["model"])
+        except (InputError, OSError) as exc:
+            field = getattr(exc, "field", "example")
+            self.notify("error", f"{field}: {getattr(exc, 'message', exc)}")
+            return f"⚠️ Could not open example {name}: {getattr(exc, 'message', exc)}"
+        self.start()
+        self.notify("info", f"Example {name} is not shipped: it is being built now (Training tab).")
+        return (f"⏳ Example **{name}** is not shipped with this installation: it is **being built now** in the "
+                f"background (progress in the *Training* tab; `{ex.meta.get('command')}`). It will be in *Runs*.")
+
     def notify(self, level: str, text: str) -> None:
         """A toast in the browser (logged when there is no session)."""
         log.info("%s: %s", level, text)
@@ -225,7 +256,8 @@ class Workbench(pn.viewable.Viewer):
         return explained(key, view, self.explain, above)
 
     def sidebar(self) -> list[pn.viewable.Viewable]:
-        return [*self.form.widgets(), self.controls.buttons, self.preflight]
+        return [pn.Card(self.examples, title="Finished examples", collapsed=False, sizing_mode="stretch_width"),
+                *self.form.widgets(), self.controls.buttons, self.preflight]
 
     def template(self) -> pn.template.FastListTemplate:
         return pn.template.FastListTemplate(
