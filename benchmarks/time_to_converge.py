@@ -5,6 +5,7 @@ machine load) and seconds per iteration (wall / iterations), so time = iteration
     .venv/bin/python -m benchmarks.time_to_converge --models stg,v1,sc,rnn --seeds 5 --out benchmarks/out/ttc
     .venv/bin/python -m benchmarks.time_to_converge --quick        (CI-sized: tiny budgets, RNN N = 2)
     .venv/bin/python -m benchmarks.time_to_converge --models rnn --set lr=2e-3   (A/B a setting)
+    .venv/bin/python -m benchmarks.time_to_converge --models rnn --defaults paper (the paper's settings)
 
 Rows: STG hub frequency; V1 X(5 Hz) and X(10 Hz); SC p_P, p_A (both regimes are read from the one
 property's run by ``benchmarks.claims.sc --analyze``); RNN N = 25 and N = 250. Each run is written to
@@ -52,6 +53,8 @@ CASES: dict[str, list[Case]] = {
 }
 #: --quick: a path check (seconds), not the paper's budgets; the RNN at N = 2 converges within it
 QUICK_CASES: dict[str, list[Case]] = {"rnn": [Case("RNN N=2 (quick)", "rnn", {"N": 2}, claim="benchmarks.claims.rnn")]}
+#: --defaults paper: where today's defaults differ from the paper's (Methods 5.2), the paper's values
+PAPER = {"rnn": dict(iters_per_epoch=500, num_epochs=10)}
 QUICK = dict(iters_per_epoch=250, num_epochs=4, num_test_batches=20, init_iters=50)
 
 
@@ -134,12 +137,12 @@ def row_command(model: str, seeds: int, quick: bool, overrides: dict[str, Any], 
 
 def run(models: list[str], seeds: int, quick: bool = False, overrides: dict[str, Any] | None = None,
         out: str | None = None, time_limit_s: float | None = None, progress: bool = True,
-        only: str | None = None) -> list[dict[str, Any]]:
+        only: str | None = None, defaults: str = "current") -> list[dict[str, Any]]:
     """Every requested model's rows (``QUICK_CASES`` and ``QUICK`` budgets when ``quick``); ``only``: just
-    the row with that label or a word of it (``"N=25"`` picks RNN N=25, not N=250)."""
+    the row with that label or a word of it (``"N=25"`` picks RNN N=25, not N=250); ``defaults="paper"``:
+    the paper's settings (``PAPER``) under ``QUICK`` and ``overrides``."""
     torch.set_num_threads(1)
     overrides = dict(overrides or {})
-    settings = {**(QUICK if quick else {}), **overrides}
     table = QUICK_CASES if quick else CASES
     out_dir = Path(out) if out else None
     rows = []
@@ -149,6 +152,8 @@ def run(models: list[str], seeds: int, quick: bool = False, overrides: dict[str,
         for case in table.get(name, []):
             if only and only != case.label and only not in case.label.split():
                 continue
+            settings = {**(PAPER.get(name, {}) if defaults == "paper" else {}), **(QUICK if quick else {}),
+                        **overrides}
             runs = []
             for seed in range(1, seeds + 1):
                 r = run_seed(case, seed, settings, out_dir, time_limit_s)
@@ -156,7 +161,10 @@ def run(models: list[str], seeds: int, quick: bool = False, overrides: dict[str,
                     print(f"{case.label} seed {seed}: converged={r['converged']} {r['iterations']} its "
                           f"{r['epochs']} epochs {r['wall_s']:.1f} s", file=sys.stderr, flush=True)
                 runs.append(r)
-            rows.append(summarize(case, runs, row_command(name, seeds, quick, overrides, time_limit_s)))
+            command = row_command(name, seeds, quick, overrides, time_limit_s)
+            if defaults == "paper":
+                command += " --defaults paper"
+            rows.append(summarize(case, runs, command))
     return rows
 
 
@@ -170,9 +178,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=None, help="directory for the runs (<out>/<row>/seed=<s>)")
     parser.add_argument("--time-limit", type=float, default=None, help="seconds per seed before stopping it")
     parser.add_argument("--only", default=None, help="only the row with this label or word of a label, e.g. 'N=25'")
+    parser.add_argument("--defaults", choices=["current", "paper"], default="current",
+                        help="today's defaults, or the paper's (the RNN: 10 epochs of 500 its, not 20 of 250)")
     args = parser.parse_args(argv)
     rows = run([m.strip() for m in args.models.split(",") if m.strip()], args.seeds, args.quick,
-               parse_overrides(args.set), args.out, args.time_limit, only=args.only)
+               parse_overrides(args.set), args.out, args.time_limit, only=args.only,
+               defaults=args.defaults)
     print(markdown(rows))
     print("command:", shlex.join([".venv/bin/python", "-m", "benchmarks.time_to_converge", *(argv or sys.argv[1:])]))
 

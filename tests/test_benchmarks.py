@@ -151,3 +151,16 @@ def test_time_to_converge_quick_row_and_table(tmp_path):
         error=None)], "cmd")])
     assert "| RNN N=2 (quick) | 1/1 |" in table and "--quick" in table
     assert "| SC p_P, p_A 75 +- 7.5 % | 0/1 | - (---) |" in table and "0.0018" in table
+
+
+def test_time_to_converge_paper_defaults_stay_reachable():
+    """The RNN's default epochs (20 x 250 its) differ from the paper's (10 x 500): --defaults paper
+    restores them, with the same 5,000-iteration budget either way."""
+    from benchmarks import time_to_converge as ttc
+    from core import load_model, settings_for
+
+    model = load_model("rnn", N=2)
+    _, now = settings_for(model)
+    _, paper = settings_for(model, **ttc.PAPER["rnn"])
+    assert (now.iters_per_epoch, now.num_epochs) == (250, 20) and (paper.iters_per_epoch, paper.num_epochs) == (500, 10)
+    assert now.iters_per_epoch * now.num_epochs == paper.iters_per_epoch * paper.num_epochs
