@@ -40,8 +40,19 @@ class EventPump:
         if self._doc is not None and self._doc.session_context is not None:
             self.callback = pn.state.add_periodic_callback(self.pump, period=period_ms)
 
+    def _disconnected(self) -> bool:
+        """The page is gone (closed tab, session awaiting clean-up): pushing to it would only log
+        ``WebSocketClosedError`` tracebacks, so pumping pauses until the session is destroyed."""
+        context = self._doc.session_context if self._doc is not None else None
+        session = getattr(context, "_session", None) if context is not None else None
+        if context is None or session is None:
+            return False
+        return bool(getattr(context, "destroyed", False)) or getattr(session, "connection_count", 1) == 0
+
     def pump(self) -> None:
         """The periodic callback: apply what was queued since the last refresh (or move the counters)."""
+        if self._disconnected():
+            return
         now = time.monotonic()
         if now < self._next_refresh and self._busy():
             if self._between is not None and now - self._counter_at >= COUNTER_PERIOD_S and self._between():
@@ -60,6 +71,8 @@ class EventPump:
 
     def apply(self, events: list[Any]) -> None:
         """Apply a batch now and set when the next may come (``REFRESH_DUTY`` x the time it took)."""
+        if self._disconnected():
+            return
         started = time.monotonic()
         try:
             self._apply(events)
