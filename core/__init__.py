@@ -26,7 +26,7 @@ from .model import (
 )
 from .preflight import PreflightFinding, PreflightReport  # the check itself: core.preflight.preflight
 from .property import EmergentProperty
-from .runs import Run, list_runs, load_run, reserve_run_dir
+from .runs import Run, list_runs, load_run, reserve_run_dir, validate_run_name
 from .settings import FlowSettings, OptimizerSettings, resolve_device, settings_for
 
 __all__ = [
@@ -34,5 +34,5 @@ __all__ = [
     "FreeParameter", "HealthFinding", "HealthWatch", "HessianDirections", "InputError", "IterationRecord", "Model", "OptimizerSettings",
     "RealNVP", "Run", "Statistic", "TrainingError", "Trajectories", "augmented_lagrangian_loss",
     "available_models", "best_result", "convergence_test", "list_runs", "load_distribution", "load_model", "load_model_class", "load_run",
-    "PreflightFinding", "PreflightReport", "penalty_increase_test", "register_model", "reserve_run_dir", "resolve_device", "settings_for",
+    "PreflightFinding", "PreflightReport", "penalty_increase_test", "register_model", "reserve_run_dir", "validate_run_name", "resolve_device", "settings_for",
 ]

@@ -335,7 +335,12 @@ def read_events(run_dir: str | Path, offset: int = 0) -> tuple[list[JobEvent], i
         fh.seek(offset)
         chunk = fh.read()
     end = chunk.rfind(b"\n") + 1
-    events = [JobEvent.from_dict(json.loads(line)) for line in chunk[:end].splitlines() if line.strip()]
+    events = []
+    for line in chunk[:end].splitlines():
+        try:
+            events.append(JobEvent.from_dict(json.loads(line)))
+        except (ValueError, TypeError, KeyError):
+            continue  # blank, or a line torn by a kill mid-append and followed by later events: skipped
     return events, offset + end
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import threading
 import platform
 import socket
 from dataclasses import dataclass
@@ -38,15 +39,32 @@ def library_versions() -> dict[str, str]:
 
 def atomic_write(path: Path, write) -> None:
     """Write ``path`` through ``write(tmp_path)`` and an atomic rename: readers never see half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # disk full or a failed writer: the previous file stays as it was
+        raise
+
+
+def validate_run_name(name: str, field: str = "run_name") -> str:
+    """``name`` if it is one plain directory name inside a runs directory; else InputError(field): empty,
+    ``.``/``..``, a path separator (``../x``, ``a/../../b``, an absolute path) or a NUL / control character."""
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(field, "a run name is required")
+    if name in (".", "..") or "/" in name or "\\" in name or os.sep in name:
+        raise InputError(field, f"{name!r} is not a plain name: a run name cannot contain '/' or be '.' or '..'")
+    if any(ord(ch) < 32 for ch in name):
+        raise InputError(field, "a run name cannot contain control characters (NUL, newline, ...)")
+    return name
 
 
 def reserve_run_dir(parent: str | Path, name: str) -> Path:
     """Create and return a new, empty run directory ``parent/name``, or ``name-2``, ``name-3``, ... if
     that exists. Each is made with an exclusive ``mkdir``, so trainings started in the same instant
     (two sessions, two processes) never write into one directory."""
+    validate_run_name(name)
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
     for k in range(1, 10_000):
