@@ -222,6 +222,23 @@ def load_run(path: str | Path) -> Run:
     return Run(path=p, meta=read_run_json(p))
 
 
+def damaged_runs(root: str | Path) -> list[tuple[Path, str]]:
+    """Run directories below ``root`` whose run.json cannot be read (half-written, bad JSON, not an object):
+    ``(path, reason)`` each, so a library lists them as "damaged" instead of dropping them or failing."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    out = []
+    for f in sorted(root.rglob("run.json")):
+        try:
+            meta = read_run_json(f.parent)
+            if not isinstance(meta, dict):
+                raise InputError("run_dir", f"run.json in {f.parent} is not a JSON object")
+        except (InputError, OSError, UnicodeDecodeError) as exc:
+            out.append((f.parent, getattr(exc, "message", str(exc))))
+    return out
+
+
 def list_runs(root: str | Path) -> list[Run]:
     """All runs below ``root`` (directories holding a run.json), newest first."""
     root = Path(root)
@@ -230,7 +247,16 @@ def list_runs(root: str | Path) -> list[Run]:
     runs = []
     for f in root.rglob("run.json"):
         try:
-            runs.append(load_run(f.parent))
-        except InputError:
-            continue
-    return sorted(runs, key=lambda r: (r.path / "run.json").stat().st_mtime, reverse=True)
+            run = load_run(f.parent)
+            if isinstance(run.meta, dict):
+                runs.append(run)
+        except (InputError, OSError, UnicodeDecodeError):
+            continue  # damaged: see damaged_runs
+
+    def mtime(r: Run) -> float:
+        try:
+            return (r.path / "run.json").stat().st_mtime
+        except OSError:
+            return 0.0
+
+    return sorted(runs, key=mtime, reverse=True)

@@ -14,7 +14,7 @@ import pandas as pd
 import panel as pn
 
 from core.model import load_model
-from core.runs import Run, list_runs, load_run
+from core.runs import Run, damaged_runs, list_runs, load_run
 
 from .live import run_info
 from .panels.library import job_kind
@@ -49,6 +49,9 @@ def runs_table(runs_dir: str | Path) -> pd.DataFrame:
             "date": dt.datetime.fromtimestamp((run.path / "run.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M"),
             "path": str(run.path),
         })
+    for path, reason in damaged_runs(runs_dir):
+        rows.append({"run": path.name, "kind": "", "model": "?", "property": "", "state": f"damaged: {reason}",
+                     "converged": False, "entropy": float("nan"), "iterations": 0, "date": "", "path": str(path)})
     return pd.DataFrame(rows, columns=[*COLUMNS, "path"])
 
 

@@ -58,3 +58,31 @@ def test_torn_event_line_is_harmless(tmp_path: Path) -> None:
     events, offset = read_events(tmp_path)
     assert [e.kind for e in events] == ["message", "message"]
     assert offset == len((good + "\n" + '{"kind": "mess' + "\n" + good + "\n").encode())
+
+
+@pytest.mark.parametrize("content, reason", [
+    ('{"state": "runn', "run.json in {path} is not valid JSON"),
+    ("[1, 2]", "run.json in {path} is not a JSON object"),
+    (b"\xff\xfe garbage", "'utf-8' codec can't decode"),
+])
+def test_damaged_run_listed_not_fatal(tmp_path: Path, content, reason: str) -> None:
+    from core.runs import damaged_runs, list_runs
+    from epi_dash.library import runs_table
+    from epi_dash.panels.library import JobLibrary, jobs_table
+
+    good = reserve_run_dir(tmp_path, "good")
+    atomic_write(good / "run.json", lambda p: p.write_text(json.dumps({"state": "finished", "kind": "epi"})))
+    bad = reserve_run_dir(tmp_path, "bad")
+    (bad / "run.json").write_bytes(content if isinstance(content, bytes) else content.encode())
+    assert [r.path.name for r in list_runs(tmp_path)] == ["good"]
+    [(path, why)] = damaged_runs(tmp_path)
+    assert path == bad and reason.format(path=bad) in why
+    for table in (jobs_table(tmp_path), runs_table(tmp_path)):
+        states = dict(zip(table["run"], table["state"]))
+        assert states["good"] == "finished"
+        assert states["bad"].startswith("damaged: ") and reason.format(path=bad) in states["bad"]
+    opened = []
+    lib = JobLibrary(tmp_path, on_open=lambda p, k: opened.append(p))
+    lib.table.selection = [list(lib.table.value["run"]).index("bad")]
+    lib.open_selected()
+    assert opened == [] and lib.message.object.startswith("⚠️ **bad** cannot be opened: it is damaged: ")

@@ -10,7 +10,7 @@ from typing import Callable
 import pandas as pd
 import panel as pn
 
-from core.runs import list_runs
+from core.runs import damaged_runs, list_runs
 
 JOB_COLUMNS = ["run", "kind", "state", "progress", "updated"]
 
@@ -32,9 +32,16 @@ def jobs_table(runs_dir: str | Path, kinds: list[str] | None = None) -> pd.DataF
             shown = f"{progress.get('step', 0)}/{progress.get('total') or '?'}"
         else:
             shown = str(run.meta.get("iterations", ""))
+        try:
+            updated = dt.datetime.fromtimestamp((run.path / "run.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M:%S")
+        except OSError:
+            updated = ""  # removed while listing
         rows.append({"run": run.path.name, "kind": kind, "state": run.state, "progress": shown,
-                     "updated": dt.datetime.fromtimestamp((run.path / "run.json").stat().st_mtime)
-                     .strftime("%Y-%m-%d %H:%M:%S"), "path": str(run.path)})
+                     "updated": updated, "path": str(run.path)})
+    if kinds is None:
+        for path, reason in damaged_runs(runs_dir):
+            rows.append({"run": path.name, "kind": "", "state": f"damaged: {reason}", "progress": "",
+                         "updated": "", "path": str(path)})
     return pd.DataFrame(rows, columns=[*JOB_COLUMNS, "path"])
 
 
@@ -64,6 +71,10 @@ class JobLibrary(pn.viewable.Viewer):
             self.message.object = "⚠️ Select a run first."
             return
         path, kind = frame["path"].iloc[rows[0]], frame["kind"].iloc[rows[0]]
+        state = str(frame["state"].iloc[rows[0]])
+        if state.startswith("damaged"):
+            self.message.object = f"⚠️ **{Path(path).name}** cannot be opened: it is {state}."
+            return
         self.message.object = f"Opened **{Path(path).name}**."
         if self.on_open is not None:
             self.on_open(path, kind)
