@@ -24,7 +24,7 @@ class ExamplePicker(pn.viewable.Viewer):
         super().__init__(**params)
         self.on_open = on_open
         options = example_options()
-        self.select = pn.widgets.Select(name="Open example", options=options,
+        self.select = pn.widgets.Select(label="Open example", options=options,
                                         value=next(iter(options.values()), None), sizing_mode="stretch_width")
         self.open_button = pn.widgets.Button(label="Open example", color="primary", width=130,
                                              disabled=not options)

@@ -140,3 +140,34 @@ def test_train_argv_builds_the_recorded_settings():
     ex = X.Example("v", {"train": {"model": "v1", "mean": {"s_E": 5}, "settings": {"seed": 2}}}, None)
     assert X.train_argv(ex, "runs/v") == ["train", "v1", "--out", "runs/v", "--set", "seed=2", "--mean", "s_E=5"]
     assert X.training_meta(ex)["optimizer"] == {"seed": 2}
+
+
+def test_workbench_opens_a_shipped_example_and_builds_one_that_is_not(tmp_path, monkeypatch):
+    """Shipped: copied into the session's runs dir and opened (converged, samples shown). Not shipped:
+    its recorded settings are applied and the workbench's own training starts, and the page says so."""
+    from epi_dash.runner import TrainingRunner
+    from epi_dash.workbench import Workbench, ensure_extensions
+
+    ensure_extensions()
+
+    class RecordingRunner(TrainingRunner):
+        started: list = []
+
+        def start(self, model, prop, flow, opt, run_dir, **kw):
+            self.started.append((model, prop, opt, run_dir))
+
+    root = tmp_path / "pkg"
+    X.add(X.fetch("lds", tmp_path / "src"), "lds", "the LDS", root=root)
+    X.add_planned("v1-7hz", "V1 at 7 Hz", {"model": "v1", "mean": {"s_E": 7}, "settings": {"seed": 3}}, root=root)
+    monkeypatch.setattr(X, "examples_root", lambda: root)
+    runner = RecordingRunner()
+    wb = Workbench(runs_dir=tmp_path / "runs", model_path=[], runner=runner)
+    assert set(wb.examples.select.options.values()) == {"lds", "v1-7hz"}
+    assert "Opened example" in wb.open_example("lds") and wb.live.state.status == "converged"
+    assert wb.live.snapshot["z"].shape[1] == 4 and (tmp_path / "runs" / "lds" / "checkpoint.pt").is_file()
+    runner.join(60)
+    message = wb.open_example("v1-7hz")
+    assert "being built now" in message, message
+    (model, prop, opt, run_dir), = runner.started
+    assert type(model).__name__.lower().startswith("v1") and prop.mean[prop.statistics.index("s_E")] == 7
+    assert opt.seed == 3 and str(run_dir).startswith(str(tmp_path / "runs"))
