@@ -251,7 +251,8 @@ def cmd_serve(args) -> int:
     try:
         serve(address=args.address, port=args.port, allow_websocket_origin=args.allow_websocket_origin or None,
               runs_dir=args.runs_dir, model_path=args.model_path or None, show=args.show, num_procs=args.num_procs,
-              scheduler=args.scheduler)
+              scheduler=args.scheduler, basic_auth=args.basic_auth, cookie_secret=args.cookie_secret,
+              no_auth=args.no_auth)
     except KeyboardInterrupt:  # Ctrl-C reaching the supervisor of --num-procs workers (they stop on their own)
         return 0
     except OSError as exc:  # raised while binding, before anything is served
@@ -335,6 +336,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:8786",
                    help="run trainings on Dask distributed: 'local' starts a LocalCluster here, an address uses "
                    "that scheduler's workers (they must see the runs directory and model path at the same paths)")
+    p.add_argument("--basic-auth", default=None, metavar="credentials.json",
+                   help="sign-in with Panel's basic auth: a JSON file of user: password (or one shared password)")
+    p.add_argument("--cookie-secret", default=None, help="secret signing sign-in cookies (default: a random one)")
+    p.add_argument("--no-auth", action="store_true",
+                   help="serve a non-loopback --address without sign-in (refused otherwise)")
     p.set_defaults(func=cmd_serve)
 
     for name in VERB_GROUPS:

@@ -6,7 +6,10 @@ fresh app (the functions below run per session), ``/`` lists both apps, and the 
 variables the ``apps/*.py`` scripts read (``EPI_DASH_RUNS_DIR``, ``EPI_DASH_MODEL_PATH``), so both ways
 of serving behave identically. For a lab server::
 
-    epi-dash serve --address 0.0.0.0 --port 5006 --allow-websocket-origin lab-host:5006
+    epi-dash serve --address 0.0.0.0 --port 5006 --allow-websocket-origin lab-host:5006 --basic-auth credentials.json
+
+(a non-loopback address is refused without ``--basic-auth``, unless ``--no-auth`` is given explicitly;
+``--cookie-secret`` defaults to a random one, so sign-ins last as long as the server)
 
 (every ``host:port`` that browsers use must be listed, else the page stays blank).
 
@@ -37,6 +40,16 @@ def websocket_origins(address: str, port: int, extra: list[str] | None = None) -
     if address in ("127.0.0.1", "localhost", "0.0.0.0", "::1"):
         origins += [f"localhost:{port}", f"127.0.0.1:{port}"]
     return list(dict.fromkeys([*origins, *(extra or [])]))
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_auth(address: str, basic_auth: str | None, no_auth: bool) -> None:
+    """Refuse to serve a non-loopback address without sign-in unless ``no_auth`` says so explicitly."""
+    if address not in LOOPBACK and not basic_auth and not no_auth:
+        raise InputError("address", f"{address} is reachable from other machines: sign-in is required "
+                         "(--basic-auth credentials.json), or pass --no-auth to serve it open")
 
 
 def configure_environment(runs_dir: str | Path, model_path: list[str] | None) -> None:
@@ -121,7 +134,8 @@ def end_workers_with_supervisor(supervisor: int, every: float = 0.5) -> None:
 
 def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: list[str] | None = None,
           runs_dir: str | Path = "runs", model_path: list[str] | None = None, show: bool = False,
-          threaded: bool = False, num_procs: int = 1, scheduler: str | None = None):
+          threaded: bool = False, num_procs: int = 1, scheduler: str | None = None,
+          basic_auth: str | None = None, cookie_secret: str | None = None, no_auth: bool = False):
     """Serve both apps until interrupted (``threaded=True``: return the server thread; ``.stop()`` it).
     ``num_procs``: server processes sharing the port (0: one per CPU core). ``scheduler``: trainings run
     on Dask ("local": a LocalCluster started here; or a scheduler's address) instead of this process."""
@@ -132,12 +146,17 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
         raise InputError("num_procs", f"must be >= 0 (0: one per CPU core); got {num_procs}")
     if num_procs > 1 and threaded:
         raise InputError("num_procs", "a threaded server runs in this process only; use num_procs=1")
+    check_auth(address, basic_auth, no_auth)
+    if basic_auth and not cookie_secret:
+        import secrets
+
+        cookie_secret = secrets.token_hex(32)  # sessions' sign-in cookies last as long as this server
     configure_environment(runs_dir, model_path)
     os.environ.pop(SCHEDULER_ENV, None)
     if scheduler is not None:
-        address = start_scheduler(scheduler)
-        if address is not None:
-            os.environ[SCHEDULER_ENV] = address
+        scheduler_address = start_scheduler(scheduler)  # not ``address``: that is where we bind
+        if scheduler_address is not None:
+            os.environ[SCHEDULER_ENV] = scheduler_address
     if num_procs > 1:
         end_workers_with_supervisor(os.getpid())
     pages = apps()
@@ -145,4 +164,5 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
         pages, address=address, port=port, websocket_origin=websocket_origins(address, port, allow_websocket_origin),
         show=show, threaded=threaded, title={route: APPS[route][2] for route in pages},
         verbose=True, num_procs=num_procs,
+        **({"basic_auth": basic_auth, "cookie_secret": cookie_secret} if basic_auth else {}),
     )

@@ -65,3 +65,14 @@ def test_limits_from_env():
     with pytest.raises(InputError) as err:
         ServerLimits.from_env({"EPI_DASH_MAX_BATCH_SIZE": "lots"})
     assert err.value.field == "EPI_DASH_MAX_BATCH_SIZE"
+
+
+def test_serve_refuses_open_lab_address():
+    from epi_dash.serve import check_auth
+
+    with pytest.raises(InputError) as err:
+        check_auth("0.0.0.0", None, no_auth=False)
+    assert "--no-auth" in str(err.value) and err.value.field == "address"
+    check_auth("0.0.0.0", None, no_auth=True)
+    check_auth("0.0.0.0", "creds.json", no_auth=False)
+    check_auth("127.0.0.1", None, no_auth=False)
