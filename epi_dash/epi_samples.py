@@ -61,9 +61,11 @@ class SamplesView:
         info = live.info
         names = info.parameter_names
         shown = MAX_PAIRPLOT_DIMS if len(names) <= MAX_PAIRPLOT_DIMS else 6
+        renders = self._renders = getattr(self, "_renders", 0)
         self.dims_select.param.update(options={n: i for i, n in enumerate(names)},
                                       value=sensitive_dimensions(None, len(names), shown))
-        self.render_pairplot()
+        if self._renders == renders:  # the value watcher did not already draw it (drawing costs ~0.8 s)
+            self.render_pairplot()
         probe = self.explorer.trajectories((info.lower + info.upper) / 2)
         if probe is None:
             traces = pn.pane.Markdown("*This model defines no activity traces; the table below shows its statistics.*")
@@ -86,6 +88,7 @@ class SamplesView:
                                                                                 sizing_mode="stretch_width"))]
 
     def render_pairplot(self, _event=None) -> None:
+        self._renders = getattr(self, "_renders", 0) + 1
         dims = sorted(self.dims_select.value)[:MAX_PAIRPLOT_DIMS]
         if len(dims) < 2:
             self._pairplot = None
