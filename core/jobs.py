@@ -198,11 +198,15 @@ class JobContext:
         """The last saved state, or None for a fresh job (an InputError when the file is corrupt)."""
         f = self.path(CHECKPOINT_FILE)
         if not f.is_file():
+            if self.resumed:
+                self.message(f"no {CHECKPOINT_FILE} in {self.run_dir.name} (it stopped before its first "
+                             "checkpoint): starting from the beginning", level="warning")
             return None
         try:
             return torch.load(f, map_location="cpu", weights_only=False)
         except Exception as exc:
-            raise InputError("checkpoint", f"cannot read {f}: {exc}") from exc
+            raise InputError("checkpoint", f"{CHECKPOINT_FILE} in {self.run_dir} is damaged (truncated or not a "
+                                           f"checkpoint) and cannot be resumed; start a new run ({type(exc).__name__})") from exc
 
 
 class _JobFiles:

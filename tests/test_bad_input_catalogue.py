@@ -86,3 +86,29 @@ def test_damaged_run_listed_not_fatal(tmp_path: Path, content, reason: str) -> N
     lib.table.selection = [list(lib.table.value["run"]).index("bad")]
     lib.open_selected()
     assert opened == [] and lib.message.object.startswith("⚠️ **bad** cannot be opened: it is damaged: ")
+
+
+def test_corrupt_checkpoint_on_resume(tmp_path: Path) -> None:
+    from core.jobs import CHECKPOINT_FILE, JobContext
+
+    ctx = JobContext(tmp_path, {}, resumed=True)
+    ctx.save_checkpoint({"step": 3})
+    assert ctx.load_checkpoint() == {"step": 3}
+    f = tmp_path / CHECKPOINT_FILE
+    f.write_bytes(f.read_bytes()[:20])  # truncated
+    with pytest.raises(InputError) as info:
+        ctx.load_checkpoint()
+    assert info.value.field == "checkpoint"
+    assert info.value.message.startswith(f"{CHECKPOINT_FILE} in {tmp_path} is damaged (truncated or not a "
+                                         "checkpoint) and cannot be resumed; start a new run (")
+
+
+def test_missing_checkpoint_on_resume_says_so(tmp_path: Path) -> None:
+    from core.jobs import JobContext
+
+    events = []
+    ctx = JobContext(tmp_path, {}, resumed=True, emit=events.append)
+    assert ctx.load_checkpoint() is None
+    assert [(e.level, e.message) for e in events if e.kind == "message"] == [
+        ("warning", f"no checkpoint.pt in {tmp_path.name} (it stopped before its first checkpoint): "
+                    "starting from the beginning")]
