@@ -128,7 +128,7 @@ def read_run_json(path: str | Path) -> dict[str, Any]:
         raise InputError("run_dir", f"not a run directory (no run.json): {path}")
     try:
         return json.loads(f.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError("run_dir", f"run.json in {path} is not valid JSON: {exc}") from exc
 
 

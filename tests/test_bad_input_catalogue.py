@@ -63,7 +63,7 @@ def test_torn_event_line_is_harmless(tmp_path: Path) -> None:
 @pytest.mark.parametrize("content, reason", [
     ('{"state": "runn', "run.json in {path} is not valid JSON"),
     ("[1, 2]", "run.json in {path} is not a JSON object"),
-    (b"\xff\xfe garbage", "'utf-8' codec can't decode"),
+    (b"\xff\xfe garbage", "run.json in {path} is not valid JSON: 'utf-8' codec can't decode"),
 ])
 def test_damaged_run_listed_not_fatal(tmp_path: Path, content, reason: str) -> None:
     from core.runs import damaged_runs, list_runs
