@@ -10,7 +10,7 @@ z). It reports a ``HealthFinding`` when
   batch is below ``identical_spread`` of its range;
 - ``rising_cost``: the augmented-Lagrangian cost, which the optimizer follows downhill, rises within an
   epoch (the median of its latest ``cost_window`` iterations exceeds that of its first by more than its
-  size, a notice; by ``cost_stop`` times its size in two windows in a row, a stop; either by more than
+  size (at least the penalty c/2 sum(std^2) of a one-sd violation), a notice; by ``cost_stop`` times its size in two windows in a row, a stop; either by more than
   ``cost_noise`` robust sds);
 - ``vanishing_gradient``: a statistic's gradient vanishes on most of the batch (``vanishing_fraction``
   of the draws, and there no statistic has a gradient) while its batch mean is more than
@@ -204,7 +204,10 @@ class HealthWatch:
             first, last = np.asarray(costs[:w]), np.asarray(costs[-w:])
             c0, c1 = float(np.median(first)), float(np.median(last))
             noise = max(_robust_sd(np.diff(first)), _robust_sd(np.diff(last))) / math.sqrt(2)  # not the trend
-            scale = max(abs(c0), 1.0)
+            # a penalty of c/2 |R|^2 with R a violation of one target sd per statistic is what the property
+            # tolerates: rises within it are the optimizer's noise around the target, not a broken gradient
+            # (STG at c = 1e5: the cost wanders -1 -> 19 on its way to converging)
+            scale = max(abs(c0), 1.0, 0.5 * float(rec.c) * float(np.sum(np.square(self.std))))
             rising = c1 - c0 > scale and c1 - c0 > self.cost_noise * noise
             # a stop takes a rise of cost_stop times the cost's size in two windows in a row (the run:
             # 480 -> 22,700); smaller rises are notices (the LDS has shown a transient -5.4 -> 1.9 and converged)

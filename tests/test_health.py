@@ -18,8 +18,8 @@ def watch(**kw):
     return HealthWatch(["rate"], [1.0], [0.1], torch.tensor([2.0, 2.0]), "m.py:M", **kw)
 
 
-def record(iteration, entropy, cost, epoch=1):
-    return SimpleNamespace(iteration=iteration, epoch=epoch, entropy=entropy, cost=cost)
+def record(iteration, entropy, cost, epoch=1, c=1e3):
+    return SimpleNamespace(iteration=iteration, epoch=epoch, entropy=entropy, cost=cost, c=c)
 
 
 def test_entropy_collapse_is_reported_with_the_numbers():
@@ -53,6 +53,18 @@ def test_a_cost_rising_within_an_epoch_is_a_notice_then_a_stop_and_noise_is_noth
     assert found_rising[1].values["cost_now"] > 10 * found_rising[1].values["cost_start"]
     rising.observe_epoch(SimpleNamespace(epoch=1, iteration=400, entropy=1.0))  # a new epoch starts a new comparison, once per run
     assert all(rising.observe_iteration(record(k, 1.0, 1e6 * k, epoch=2)) == [] for k in range(401, 601))
+
+
+def test_a_rise_within_the_penalty_of_a_one_sd_violation_is_no_finding():
+    # STG at c = 1e5 (target sd 0.025 Hz): its cost wandered -1 -> 19 (|R| up to 0.03) on the way to converging;
+    # one-sd penalty c/2 sd^2 = 31: no finding. The same rise at c = 1e3 (penalty 0.3) is one.
+    stg = HealthWatch(["hub_freq"], [0.55], [0.025], torch.tensor([4.0, 4.0]), "stg")
+    small_c = HealthWatch(["hub_freq"], [0.55], [0.025], torch.tensor([4.0, 4.0]), "stg")
+    costs = [-1.0] * 400 + [19.0] * 100
+    found_stg = [f for k, cost in enumerate(costs, 1) for f in stg.observe_iteration(record(k, 1.0, cost, c=1e5))]
+    found_small = [f for k, cost in enumerate(costs, 1) for f in small_c.observe_iteration(record(k, 1.0, cost, c=1e3))]
+    assert found_stg == []
+    assert [f.kind for f in found_small] == ["rising_cost", "rising_cost"] and found_small[-1].stop
 
 
 def test_identical_samples_and_a_vanishing_gradient_are_reported_from_the_batch():
