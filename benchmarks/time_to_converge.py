@@ -20,7 +20,6 @@ import argparse
 import shlex
 import statistics
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.claims import parse_overrides
+from benchmarks.claims import parse_overrides, train_within
 from core import EmergentProperty, EPITrainer, load_model, settings_for
 
 
@@ -74,14 +73,7 @@ def run_seed(case: Case, seed: int, overrides: dict[str, Any], out: Path | None,
     values.setdefault("seed", seed)
     flow, opt = settings_for(model, **values)
     trainer = EPITrainer(model, prop, flow, opt, run_dir=run_dir)
-    timer = threading.Timer(time_limit_s, trainer.request_stop) if time_limit_s else None
-    if timer:
-        timer.start()
-    try:
-        result = trainer.train()
-    finally:
-        if timer:
-            timer.cancel()
+    result = train_within(trainer, time_limit_s)
     wall = time.perf_counter() - start
     its = max(result.iterations, 1)
     return dict(seed=seed, converged=bool(result.converged and not result.error), epochs=result.epochs,

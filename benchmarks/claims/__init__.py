@@ -29,6 +29,20 @@ def with_threads(overrides: dict[str, Any], threads: int | None) -> dict[str, An
     return {"num_threads": threads, **overrides} if threads else dict(overrides)
 
 
+def train_within(trainer, seconds: float | None):
+    """``trainer.train()``, asking it to stop (after its iteration, with a checkpoint) once ``seconds`` passed."""
+    import threading
+
+    timer = threading.Timer(seconds, trainer.request_stop) if seconds else None
+    if timer:
+        timer.start()
+    try:
+        return trainer.train()
+    finally:
+        if timer:
+            timer.cancel()
+
+
 def print_table(rows: list[dict]) -> None:
     """The claim rows as a Markdown table, then the command that produced them."""
     print("| claim | measured | paper | wall time | device |")

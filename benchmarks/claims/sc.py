@@ -17,7 +17,6 @@ converged at epoch 11 (22,000 iterations; the paper's Fig 17: tenth epoch, 20,00
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from typing import Any
 
@@ -25,7 +24,7 @@ import numpy as np
 import torch
 from scipy import stats
 
-from benchmarks.claims import THREADS_HELP, parse_overrides, print_table, with_threads
+from benchmarks.claims import THREADS_HELP, parse_overrides, print_table, train_within, with_threads
 from core import EPITrainer, best_result, load_distribution, load_model, load_run, settings_for
 from core.runs import Run
 
@@ -42,15 +41,8 @@ def train(quick: bool, overrides: dict[str, Any], run_dir: str | None, max_minut
     model = load_model("sc")
     flow, opt = settings_for(model, **{**(QUICK if quick else {}), **overrides})
     trainer = EPITrainer(model, flow=flow, opt=opt, run_dir=run_dir)
-    timer = threading.Timer(60 * max_minutes, trainer.request_stop) if max_minutes else None
     start = time.perf_counter()
-    if timer:
-        timer.start()
-    try:
-        result = trainer.train()
-    finally:
-        if timer:
-            timer.cancel()
+    result = train_within(trainer, 60 * max_minutes if max_minutes else None)
     return result, time.perf_counter() - start, str(trainer.device)
 
 
