@@ -222,41 +222,32 @@ def load_run(path: str | Path) -> Run:
     return Run(path=p, meta=read_run_json(p))
 
 
-def damaged_runs(root: str | Path) -> list[tuple[Path, str]]:
-    """Run directories below ``root`` whose run.json cannot be read (half-written, bad JSON, not an object):
-    ``(path, reason)`` each, so a library lists them as "damaged" instead of dropping them or failing."""
+def scan_runs(root: str | Path) -> tuple[list[Run], list[tuple[Path, str]]]:
+    """One pass over the run directories below ``root`` (each holding a run.json): the readable runs, newest
+    first, and the damaged ones (half-written, bad JSON, not an object) as ``(path, reason)``, so a library
+    lists those as "damaged" instead of dropping them or failing. A run removed meanwhile is skipped."""
     root = Path(root)
     if not root.is_dir():
-        return []
-    out = []
+        return [], []
+    runs, damaged = [], []
     for f in sorted(root.rglob("run.json")):
         try:
             meta = read_run_json(f.parent)
             if not isinstance(meta, dict):
                 raise InputError("run_dir", f"run.json in {f.parent} is not a JSON object")
-        except (InputError, OSError, UnicodeDecodeError) as exc:
-            out.append((f.parent, getattr(exc, "message", str(exc))))
-    return out
+            runs.append((f.stat().st_mtime, Run(path=f.parent, meta=meta)))
+        except FileNotFoundError:
+            continue
+        except (InputError, OSError) as exc:
+            damaged.append((f.parent, getattr(exc, "message", str(exc))))
+    return [run for _, run in sorted(runs, key=lambda item: item[0], reverse=True)], damaged
+
+
+def damaged_runs(root: str | Path) -> list[tuple[Path, str]]:
+    """The damaged run directories below ``root`` as ``(path, reason)`` (see :func:`scan_runs`)."""
+    return scan_runs(root)[1]
 
 
 def list_runs(root: str | Path) -> list[Run]:
-    """All runs below ``root`` (directories holding a run.json), newest first."""
-    root = Path(root)
-    if not root.is_dir():
-        return []
-    runs = []
-    for f in root.rglob("run.json"):
-        try:
-            run = load_run(f.parent)
-            if isinstance(run.meta, dict):
-                runs.append(run)
-        except (InputError, OSError, UnicodeDecodeError):
-            continue  # damaged: see damaged_runs
-
-    def mtime(r: Run) -> float:
-        try:
-            return (r.path / "run.json").stat().st_mtime
-        except OSError:
-            return 0.0
-
-    return sorted(runs, key=mtime, reverse=True)
+    """All readable runs below ``root`` (directories holding a run.json), newest first."""
+    return scan_runs(root)[0]

@@ -35,6 +35,7 @@ class SamplesView:
         self.live: LiveRun | None = None
         self.explorer: DegeneracyExplorer | None = None
         self._pairplot: PairplotFigure | None = None
+        self._renders = 0  # pairplot draws so far: show() draws only if changing the dims did not
         self._dims_from_hessian = False
         self.dims_select = pn.widgets.MultiChoice(label=f"Parameters in the pairplot (up to {MAX_PAIRPLOT_DIMS})",
                                                   options={}, value=[], max_items=MAX_PAIRPLOT_DIMS, width=420)
@@ -61,7 +62,7 @@ class SamplesView:
         info = live.info
         names = info.parameter_names
         shown = MAX_PAIRPLOT_DIMS if len(names) <= MAX_PAIRPLOT_DIMS else 6
-        renders = self._renders = getattr(self, "_renders", 0)
+        renders = self._renders
         self.dims_select.param.update(options={n: i for i, n in enumerate(names)},
                                       value=sensitive_dimensions(None, len(names), shown))
         if self._renders == renders:  # the value watcher did not already draw it (drawing costs ~0.8 s)
@@ -88,7 +89,7 @@ class SamplesView:
                                                                                 sizing_mode="stretch_width"))]
 
     def render_pairplot(self, _event=None) -> None:
-        self._renders = getattr(self, "_renders", 0) + 1
+        self._renders += 1
         dims = sorted(self.dims_select.value)[:MAX_PAIRPLOT_DIMS]
         if len(dims) < 2:
             self._pairplot = None

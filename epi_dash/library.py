@@ -14,7 +14,7 @@ import pandas as pd
 import panel as pn
 
 from core.model import load_model
-from core.runs import Run, damaged_runs, list_runs, load_run
+from core.runs import Run, load_run, scan_runs
 
 from .live import run_info
 from .panels.library import job_kind
@@ -34,7 +34,8 @@ def _property_text(prop: dict) -> str:
 def runs_table(runs_dir: str | Path) -> pd.DataFrame:
     """One row per run directory below ``runs_dir`` (newest first); ``path`` is kept hidden."""
     rows = []
-    for run in list_runs(runs_dir):
+    runs, damaged = scan_runs(runs_dir)
+    for run in runs:
         meta = run.meta
         history = meta.get("history") or []
         rows.append({
@@ -49,7 +50,7 @@ def runs_table(runs_dir: str | Path) -> pd.DataFrame:
             "date": dt.datetime.fromtimestamp((run.path / "run.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M"),
             "path": str(run.path),
         })
-    for path, reason in damaged_runs(runs_dir):
+    for path, reason in damaged:
         rows.append({"run": path.name, "kind": "", "model": "?", "property": "", "state": f"damaged: {reason}",
                      "converged": False, "entropy": float("nan"), "iterations": 0, "date": "", "path": str(path)})
     return pd.DataFrame(rows, columns=[*COLUMNS, "path"])

@@ -10,7 +10,7 @@ from typing import Callable
 import pandas as pd
 import panel as pn
 
-from core.runs import damaged_runs, list_runs
+from core.runs import scan_runs
 
 JOB_COLUMNS = ["run", "kind", "state", "progress", "updated"]
 
@@ -23,7 +23,8 @@ def job_kind(meta: dict) -> str:
 def jobs_table(runs_dir: str | Path, kinds: list[str] | None = None) -> pd.DataFrame:
     """One row per run directory below ``runs_dir`` (newest first), only ``kinds`` if given; ``path`` hidden."""
     rows = []
-    for run in list_runs(runs_dir):
+    runs, damaged = scan_runs(runs_dir)
+    for run in runs:
         kind = job_kind(run.meta)
         if kinds is not None and kind not in kinds:
             continue
@@ -39,7 +40,7 @@ def jobs_table(runs_dir: str | Path, kinds: list[str] | None = None) -> pd.DataF
         rows.append({"run": run.path.name, "kind": kind, "state": run.state, "progress": shown,
                      "updated": updated, "path": str(run.path)})
     if kinds is None:
-        for path, reason in damaged_runs(runs_dir):
+        for path, reason in damaged:
             rows.append({"run": path.name, "kind": "", "state": f"damaged: {reason}", "progress": "",
                          "updated": "", "path": str(path)})
     return pd.DataFrame(rows, columns=[*JOB_COLUMNS, "path"])
