@@ -1,4 +1,9 @@
-"""Server-side limits on what one training may ask for, checked where a training is submitted."""
+"""Server-side limits on what one training may ask for, checked where a training is submitted.
+
+Each limit is a server setting (``epi-dash serve --max-...`` sets the ``EPI_DASH_MAX_*`` environment
+variables, which every server process reads with :meth:`ServerLimits.from_env`); None means no limit.
+A refusal is an InputError naming the request's field, the value, the limit and the setting.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,28 @@ from .errors import InputError
 _ENV = "EPI_DASH_"
 
 
+def env_name(limit: str) -> str:
+    """The environment variable of a limit: ``max_batch_size`` -> ``EPI_DASH_MAX_BATCH_SIZE``."""
+    return _ENV + limit.upper()
+
+
+def _number(x: float) -> str:
+    """``5000`` for a whole number (also 5000.0), else the float as Python writes it."""
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
 @dataclass(frozen=True)
 class ServerLimits:
-    """Maxima a server accepts; None means no limit. ``max_concurrent`` is K, trainings at once."""
+    """Maxima a server accepts; None means no limit. ``max_concurrent`` is K, trainings at once in one
+    server process (None: one per CPU core), ``max_per_user`` how many of those one user may hold."""
 
     max_batch_size: int | None = None
     max_iterations: int | None = None
     max_parameters: int | None = None
     max_wall_time_s: float | None = None
     max_runs_per_user: int | None = None
-    max_concurrent: int = 1
+    max_concurrent: int | None = None
+    max_per_user: int | None = None
 
     @classmethod
     def from_env(cls, environ: dict | None = None) -> "ServerLimits":
@@ -27,27 +44,40 @@ class ServerLimits:
         env = os.environ if environ is None else environ
         values = {}
         for f in fields(cls):
-            raw = env.get(_ENV + f.name.upper())
+            name = env_name(f.name)
+            raw = env.get(name)
             if raw is None or raw == "":
                 continue
             try:
-                values[f.name] = float(raw) if f.name == "max_wall_time_s" else int(raw)
+                value = float(raw) if f.name == "max_wall_time_s" else int(raw)
             except ValueError:
-                raise InputError(_ENV + f.name.upper(), f"{raw!r} is not a number") from None
+                raise InputError(name, f"{raw!r} is not a number") from None
+            if value <= 0:
+                raise InputError(name, f"{raw!r} must be positive (leave it unset for no limit)")
+            values[f.name] = value
         return cls(**values)
+
+    @property
+    def concurrency(self) -> int:
+        """K: ``max_concurrent``, or the number of CPU cores when unset."""
+        return self.max_concurrent or os.cpu_count() or 1
 
     def check(self, field: str, value: float, limit_name: str) -> None:
         """Raise InputError(field) when ``value`` exceeds the limit ``limit_name``."""
         limit = getattr(self, limit_name)
         if limit is not None and value > limit:
-            raise InputError(field, f"{value} exceeds this server's limit of {limit} ({limit_name})")
+            raise InputError(field, f"{_number(value)} exceeds this server's limit of {_number(limit)} ({limit_name})")
 
     def check_training(self, batch_size: int, iterations: int, parameters: int | None = None,
                        runs_of_user: int | None = None) -> None:
-        """Check one training request against every limit; the first exceeded raises InputError."""
+        """Check one training request against every limit; the first exceeded raises InputError.
+        ``runs_of_user``: that user's trainings already queued or running (this one would add one)."""
         self.check("batch_size", batch_size, "max_batch_size")
         self.check("iterations", iterations, "max_iterations")
         if parameters is not None:
             self.check("parameters", parameters, "max_parameters")
-        if runs_of_user is not None:
-            self.check("runs", runs_of_user + 1, "max_runs_per_user")
+        if runs_of_user is not None and self.max_runs_per_user is not None \
+                and runs_of_user + 1 > self.max_runs_per_user:
+            raise InputError("runs", f"you have {runs_of_user} trainings queued or running; this server's limit "
+                                     f"is {self.max_runs_per_user} per user (max_runs_per_user): wait for one to "
+                                     "end or stop one")

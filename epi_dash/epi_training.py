@@ -31,9 +31,15 @@ def epoch_frame(epochs: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=EPOCH_COLUMNS)
 
 
-def status_markdown(st: Progress, analysing: bool = False, startup: str | None = None) -> str:
+def status_markdown(st: Progress, analysing: bool = False, startup: str | None = None,
+                    queued: tuple[int, int] | None = None) -> str:
     """The status line: state, epoch and iteration counts, elapsed time, the last test, entropy, why it
-    failed or was interrupted, the run directory."""
+    failed or was interrupted, the run directory. ``queued``: (position, number waiting) of a training
+    that waits for one of the server's training slots (``epi_dash.scheduler``)."""
+    if queued is not None:
+        return "  \n".join([f"**Queued: position {queued[0]} of {queued[1]}** · it starts when one of this "
+                            "server's trainings ends (Cancel takes it out of the queue)",
+                            *([f"Run: `{Path(st.run_dir).name}`"] if st.run_dir else [])])
     last = st.epochs[-1] if st.epochs else None
     if last is None:
         test = "no test yet"
@@ -61,10 +67,16 @@ def status_markdown(st: Progress, analysing: bool = False, startup: str | None =
 
 class TrainingView:
     """The Training tab: ``training_area`` holds the live plots of the current ``LiveRun`` (``show(live)``),
-    ``epoch_table`` the finished epochs (``show_epochs``)."""
+    ``epoch_table`` the finished epochs (``show_epochs``), ``cancel_button`` (shown while the training
+    waits in the server's queue) calls ``on_cancel``."""
 
-    def __init__(self, explained: Callable[..., pn.viewable.Viewable], explain: bool = False):
+    def __init__(self, explained: Callable[..., pn.viewable.Viewable], explain: bool = False,
+                 on_cancel: Callable[[], None] | None = None):
         self._explained, self.explain = explained, explain
+        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="warning", icon="x", visible=False,
+                                               description="take this training out of the server's queue")
+        if on_cancel is not None:
+            self.cancel_button.on_click(lambda _e: on_cancel())
         # all six columns in the 380 px status column: fitted widths, no sort arrows (rows are in epoch order)
         self.epoch_table = fitted_table(epoch_frame([]), visible=False,
                                         formatters={"test": {"type": "tickCross"},
@@ -73,11 +85,14 @@ class TrainingView:
         self.training_area = pn.Column(sizing_mode="stretch_width")
         self._shown: tuple[int, int] | None = None
 
-    def show_state(self, live: LiveRun, controls, analysing: bool = False, startup: str | None = None) -> None:
-        """``live``'s state in the job ``controls`` (bar, status line) and the epoch table."""
+    def show_state(self, live: LiveRun, controls, analysing: bool = False, startup: str | None = None,
+                   queued: tuple[int, int] | None = None) -> None:
+        """``live``'s state in the job ``controls`` (bar, status line), the Cancel button while ``queued``
+        (position, number waiting) and the epoch table."""
         st = live.state
         controls.show_progress(st.iteration, st.iterations_total, st.status)
-        controls.status.object = status_markdown(st, analysing, startup)
+        controls.status.object = status_markdown(st, analysing, startup, queued)
+        self.cancel_button.visible = queued is not None
         self.show_epochs(live)
 
     def show_epochs(self, live: LiveRun) -> None:
@@ -97,10 +112,12 @@ class TrainingView:
         # the help column beside each row (tutorial) leaves ~60 % of the width: fewer plots per row there
         if self.explain:
             stat_columns, constraint_columns = 1, 2
-            entropy_row = pn.Column(status, progress_bar, entropy, self.epoch_table, sizing_mode="stretch_width")
+            entropy_row = pn.Column(status, self.cancel_button, progress_bar, entropy, self.epoch_table,
+                                    sizing_mode="stretch_width")
         else:
             stat_columns, constraint_columns = 2, 3
-            entropy_row = pn.Row(entropy, pn.Column(status, progress_bar, self.epoch_table, width=380),
+            entropy_row = pn.Row(entropy, pn.Column(status, self.cancel_button, progress_bar, self.epoch_table,
+                                                    width=380),
                                  sizing_mode="stretch_width")
         self.training_area.objects = [
             self._explained("entropy", entropy_row),

@@ -159,9 +159,12 @@ class LiveRun:
             if data["error"]:
                 s.message = data["error"]
                 return [("error", f"Training failed: {data['error']}")]
-            s.message = ""
+            s.message = data.get("message") or ""  # why the server stopped it, who cancelled it
+            if data["state"] == "cancelled":
+                return [("info", f"Training {s.message}")]
             return [("success" if data["converged"] else "info",
-                     f"Training {data['state']} after {data['iterations']} iterations")]
+                     f"Training {data['state']} after {data['iterations']} iterations"
+                     + (f": {s.message}" if s.message else ""))]
         if event.kind == "failed":
             s.status, s.message = "failed", data["message"]
             return [("error", f"Training could not run: {data['message']}")]

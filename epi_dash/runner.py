@@ -15,19 +15,26 @@ arrays; a UI drains them on its own schedule. Kinds, in the order they arrive:
 ``analysis``   iteration, mode (d,), log_q_mode, mode_near_faces (parameter names), eigenvalues (d,),
                eigenvectors (d, d), kinds, predictive (n, m): at epoch ends (small D), on request,
                and after training
-``finished``   state ("converged", "finished", "stopped", "failed"), converged, epochs, iterations,
-               wall_time_s, entropy, run_dir, error
+``finished``   state ("converged", "finished", "stopped", "failed", "cancelled": while queued), converged,
+               epochs, iterations, wall_time_s, entropy, run_dir, error, message (why the server stopped
+               or who cancelled it; "" otherwise)
 ``failed``     message: the trainer could not be built or crashed outside its own error handling
 ``open_failed``, ``analysis_failed``  message: a saved run or an analysis could not be loaded/run
 
 Mode search and Hessians run on a *copy* of the flow in a second thread, so training never waits
 for them and never shares parameters with an autograd pass it does not own.
+
+Every start and resume goes through the process's ``epi_dash.scheduler``: the server's limits are checked
+first (an InputError naming the limit), then the training waits in the fair queue until it is admitted
+(``queued``, ``queue_position()``; ``cancel``/``stop`` removes it), and its slot is freed when it ends. A
+training running longer than ``max_wall_time_s`` is stopped (checkpointed, state "stopped", a message).
 """
 
 from __future__ import annotations
 
 import atexit
 import copy
+import itertools
 import json
 import queue
 import threading
@@ -50,7 +57,9 @@ from core.model import Model
 from core.property import EmergentProperty
 from core.settings import FlowSettings, OptimizerSettings
 
+from .scheduler import Scheduler, scheduler as process_scheduler
 from .state import copy_model
+from .users import current_user
 
 
 @dataclass
@@ -125,6 +134,7 @@ def startup_phase(trainer: EPITrainer | None) -> str:
 
 #: how often a training on a Dask worker is polled for new events (s)
 REMOTE_POLL_S = 0.25
+_JOB_IDS = itertools.count(1)
 
 #: runners of this process that have launched a training (weak: a closed session's runner goes away)
 _LAUNCHED: weakref.WeakSet[TrainingRunner] = weakref.WeakSet()
@@ -165,6 +175,8 @@ class TrainingRunner:
         analysis: AnalysisSettings | None = None,
         trainer_factory: Callable[..., EPITrainer] = EPITrainer,
         executor: Any = None,
+        scheduler: Scheduler | None = None,
+        owner: str | None = None,
     ):
         self.snapshot_every = snapshot_every
         self.snapshot_samples = snapshot_samples
@@ -189,15 +201,40 @@ class TrainingRunner:
         self._stop_requested = threading.Event()
         self._closing = threading.Event()  # the process is exiting: skip the final analysis
         self._awaiting_first_iteration = False
+        #: who decides what runs (None: this process's ``epi_dash.scheduler.scheduler()``) and for whom
+        #: (None: ``users.current_user()`` when a training is submitted)
+        self.scheduler, self.owner = scheduler, owner
+        self._sched: Scheduler | None = None  # the scheduler of the current training and its job there
+        self._job_id: str | None = None
+        self._job = None
+        self._job_owner = ""
+        self._wall_timer: threading.Timer | None = None
+        self._stop_note = ""  # why the server stopped the current training
 
     # --- control (any thread) -----------------------------------------------------------------
     @property
     def running(self) -> bool:
-        """True while training (or its final analysis) is in progress."""
-        return self._thread is not None and self._thread.is_alive()
+        """True while a training waits in the queue, trains, or does its final analysis."""
+        job = self._job
+        return (self._thread is not None and self._thread.is_alive()) or (
+            job is not None and job.state in ("queued", "running"))
+
+    @property
+    def queued(self) -> bool:
+        """True while the training submitted last waits for a slot."""
+        return self._job is not None and self._job.state == "queued"
+
+    def queue_position(self) -> tuple[int, int] | None:
+        """(position, number waiting) while the training waits for a slot; else None."""
+        if not self.queued or self._sched is None:
+            return None
+        return self._sched.position(self._job_id)
 
     def startup(self) -> str | None:
         """``startup_phase`` of the training launched last, until its first iteration; else None."""
+        position = self.queue_position()
+        if position is not None:
+            return f"queued: position {position[0]} of {position[1]}"
         if not (self._awaiting_first_iteration and self.running):
             return None
         return startup_phase(self.trainer)
@@ -211,23 +248,28 @@ class TrainingRunner:
             settings = json.loads(json.dumps(epi_settings(spec, model, prop, flow, opt), default=json_default))
         except (TypeError, ValueError) as exc:
             settings = {"model": spec, "unsaved": f"settings are not JSON: {exc}"}
+        self._admissible(opt.batch_size, opt.num_epochs * opt.iters_per_epoch, model.dim)
         if self.executor is not None:
             self._launch_remote(settings, run_dir, resumed=False)
             return
-        self._launch(lambda _ctx: self.trainer_factory(model, prop, flow, opt, run_dir=run_dir), resumed=False,
+        self._submit(lambda _ctx: self.trainer_factory(model, prop, flow, opt, run_dir=run_dir), resumed=False,
                      run_dir=run_dir, settings=settings)
 
     def resume(self, run_dir: str | Path, device: str | None = None) -> None:
         """Continue the run saved in ``run_dir`` from its checkpoint."""
         factory = getattr(self.trainer_factory, "resume", EPITrainer.resume)
         try:
-            settings = read_run_json(run_dir).get("settings", {})
+            meta = read_run_json(run_dir)
         except InputError:
-            settings = {}
+            meta = {}
+        settings = meta.get("settings", {})
+        opt = settings.get("optimizer") or meta.get("optimizer") or {}
+        self._admissible(int(opt.get("batch_size", 0)), int(opt.get("num_epochs", 0)) * int(opt.get("iters_per_epoch", 0)),
+                         len(meta.get("parameter_names") or []) or None)
         if self.executor is not None:
             self._launch_remote(settings, run_dir, resumed=True)
             return
-        self._launch(lambda _ctx: factory(run_dir, device=device), resumed=True, run_dir=run_dir, settings=settings)
+        self._submit(lambda _ctx: factory(run_dir, device=device), resumed=True, run_dir=run_dir, settings=settings)
 
     def open(self, run_dir: str | Path, device: str | None = None) -> None:
         """Load a saved run's q in the background and report a ``snapshot`` and an ``analysis``."""
@@ -239,9 +281,23 @@ class TrainingRunner:
                                         name="epi-open", daemon=True)
         self._thread.start()
 
+    def cancel(self, user: str | None = None) -> None:
+        """Take the waiting training out of the queue (it ends "cancelled"). Only its owner or an admin
+        may (``user``; default the session's user): an InputError otherwise, or when it is not waiting."""
+        if not self.queued or self._sched is None:
+            raise InputError("job", "this session's training is not queued (Stop ends a running one)")
+        self._sched.cancel(self._job_id, user or current_user())
+
     def stop(self) -> None:
-        """Ask the trainer to stop after the current iteration (it then writes a checkpoint)."""
+        """Ask the trainer to stop after the current iteration (it then writes a checkpoint); a training
+        that still waits for a slot is cancelled."""
         self._stop_requested.set()
+        if self.queued:
+            try:
+                self.cancel(self._job_owner)
+                return
+            except InputError:  # admitted meanwhile: stopped like a running one (the stop is already asked)
+                pass
         if self.trainer is not None:
             self.trainer.request_stop()
         if self._handle is not None and self._handle.running:
@@ -271,29 +327,98 @@ class TrainingRunner:
         for t in list(self._analysis_threads):
             t.join(timeout)
 
+    # --- scheduling: limits, queue, slot, wall time ----------------------------------------------
+    def _admissible(self, batch_size: int, iterations: int, parameters: int | None) -> None:
+        """Refuse a second training in this session, or one over the server's limits (InputError)."""
+        if self.running:
+            raise InputError("start", "a training is already running or queued in this session")
+        sched = self.scheduler or process_scheduler()
+        owner = self.owner or current_user()
+        sched.check(owner, batch_size, iterations, parameters)
+        self._sched, self._job_owner, self._job = sched, owner, None
+
+    def _prepare(self, run_dir: str | Path) -> None:
+        self._stop_requested.clear()
+        self._analysis_requested.clear()
+        self.trainer, self._awaiting_first_iteration, self._stop_note = None, True, ""  # the new run's, once built
+        self._job_id = f"{next(_JOB_IDS)}:{Path(run_dir).name}"
+        _LAUNCHED.add(self)
+
+    def _submit(self, make_trainer: Callable[[JobContext], EPITrainer], resumed: bool, run_dir: str | Path,
+                settings: dict[str, Any]) -> None:
+        """Queue a training in this process; it starts (``_launch``) when the scheduler admits it."""
+        self._prepare(run_dir)
+        self._job = self._sched.submit(
+            self._job_id, self._job_owner,
+            start=lambda: self._launch(make_trainer, resumed, run_dir, settings),
+            on_cancel=lambda user: self._cancelled(user, resumed, Path(run_dir)))
+
+    def _cancelled(self, user: str, resumed: bool, run_dir: Path) -> None:
+        """The queued training was cancelled (by ``user``): a "finished" event in state "cancelled"."""
+        self._awaiting_first_iteration = False
+        meta: dict[str, Any] = {}
+        if resumed:
+            try:
+                meta = read_run_json(run_dir)
+            except (InputError, OSError):
+                pass
+        else:
+            try:
+                run_dir.rmdir()  # the empty folder reserved for it
+            except OSError:
+                pass
+        by = "" if user == self._job_owner else f" by {user}"
+        self._put("finished", state="cancelled", converged=False, epochs=meta.get("epochs", 0),
+                  iterations=meta.get("iterations", 0), wall_time_s=meta.get("wall_time_s", 0.0),
+                  entropy=final_entropy(meta.get("history") or []), run_dir=str(run_dir), error=None,
+                  message=f"cancelled while queued{by}")
+
+    def _start_wall_clock(self) -> None:
+        limit = self._sched.limits.max_wall_time_s if self._sched is not None else None
+        if limit is not None:
+            self._wall_timer = threading.Timer(limit, self._wall_time_up, args=(limit,))
+            self._wall_timer.daemon = True
+            self._wall_timer.start()
+
+    def _wall_time_up(self, limit: float) -> None:
+        """The training ran ``max_wall_time_s``: stop it (it checkpoints; Resume continues it)."""
+        if not self.running:
+            return
+        self._stop_note = (f"stopped after {limit:g} s, this server's limit on one training's wall time "
+                           "(max_wall_time_s); its checkpoint is kept and Resume continues it")
+        self._put("message", level="warning", text=f"Training {self._stop_note}")
+        self.stop()
+
+    def _release(self) -> None:
+        """The training ended (any state): stop its wall clock and free its slot (idempotent)."""
+        timer, self._wall_timer = self._wall_timer, None
+        if timer is not None:
+            timer.cancel()
+        if self._sched is not None and self._job_id is not None:
+            self._sched.finished(self._job_id)
+
     # --- the training thread ------------------------------------------------------------------
     def _launch(self, make_trainer: Callable[[JobContext], EPITrainer], resumed: bool, run_dir: str | Path,
                 settings: dict[str, Any]) -> None:
-        if self.running:
-            raise InputError("start", "a training is already running in this session")
-        self._stop_requested.clear()
-        self._analysis_requested.clear()
-        self.trainer, self._awaiting_first_iteration = None, True  # the new run's, once built
-        _LAUNCHED.add(self)
+        """Admitted: train in a daemon thread."""
+        self._start_wall_clock()
         self._thread = threading.Thread(target=self._run, args=(make_trainer, resumed, Path(run_dir), settings),
                                         name="epi-training", daemon=True)
-        self._thread.start()
+        try:
+            self._thread.start()
+        except Exception as exc:  # no thread: said, and the slot is freed
+            self._put("failed", message=describe_failure(exc))
+            self._release()
 
     # --- a training on another executor (a Dask worker) ------------------------------------------
     def _launch_remote(self, settings: dict[str, Any], run_dir: str | Path, resumed: bool) -> None:
-        if self.running:
-            raise InputError("start", "a training is already running in this session")
+        """Submit to the Dask executor now (no local slot; it counts for the owner's runs and wall time)."""
         if "unsaved" in settings:
             raise InputError("model", "this model cannot be named for a Dask worker (" + settings["unsaved"] + ")")
-        self._stop_requested.clear()
-        self.trainer, self._awaiting_first_iteration = None, True
-        _LAUNCHED.add(self)
+        self._prepare(run_dir)
         handle = self.executor.submit(train_epi, settings, run_dir, KIND, resume=resumed)
+        self._sched.submit_remote(self._job_id, self._job_owner)
+        self._start_wall_clock()
         self._handle = handle
         self._thread = threading.Thread(target=self._follow_remote, args=(handle, settings, Path(run_dir), resumed),
                                         name="epi-remote-training", daemon=True)
@@ -330,6 +455,7 @@ class TrainingRunner:
             self._put("failed", message=describe_failure(exc))
         finally:
             self._awaiting_first_iteration = False
+            self._release()
 
     def _on_remote_iteration(self, event, constraints: list[str], statistics: list[str]) -> None:
         s = event.scalars
@@ -364,7 +490,8 @@ class TrainingRunner:
         self._put("finished", state=state, converged=bool(meta.get("converged")), epochs=meta.get("epochs", 0),
                   iterations=meta.get("iterations", 0), wall_time_s=meta.get("wall_time_s", 0.0),
                   entropy=final_entropy(meta.get("history") or []), run_dir=str(run_dir),
-                  error=event.message or None)
+                  error=event.message or None, message=self._stop_note)
+        self._release()
         if event.state in FINISHED_STATES and not self._closing.is_set():
             self._refresh_from_checkpoint(run_dir, analyze_it=False)
             if self.trainer is not None and self.trainer.initialized:
@@ -379,6 +506,7 @@ class TrainingRunner:
             self._train(make_trainer, resumed, run_dir, settings)
         finally:
             self._awaiting_first_iteration = False
+            self._release()
 
     def _train(self, make_trainer: Callable[[JobContext], EPITrainer], resumed: bool, run_dir: Path,
                settings: dict[str, Any]) -> None:
@@ -401,6 +529,8 @@ class TrainingRunner:
         except Exception as exc:  # report every cause to the UI; the server keeps serving
             self._put("failed", message=describe_failure(exc))
             return
+        finally:
+            self._release()  # the slot is free before the final analysis
         if not built:
             self._put("failed", message=job.error or f"training ended {job.state} before it started")
             return
@@ -408,7 +538,8 @@ class TrainingRunner:
         state = trainer.state if job.state in FINISHED_STATES or trainer.state == "unhealthy" else job.state
         self._put("finished", state=state, converged=trainer.converged, epochs=trainer.epoch,
                   iterations=trainer.iteration, wall_time_s=trainer._elapsed_now(),
-                  entropy=final_entropy(trainer.history), run_dir=str(run_dir), error=job.error or None)
+                  entropy=final_entropy(trainer.history), run_dir=str(run_dir), error=job.error or None,
+                  message=self._stop_note)
         if not job.error and trainer.initialized and not self._closing.is_set():
             self._put_snapshot(trainer)
             self._analyze_now(self._frozen_distribution(trainer), trainer.iteration)

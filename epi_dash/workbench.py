@@ -65,7 +65,7 @@ class Workbench(pn.viewable.Viewer):
         self.form = EPISetupForm(self.setup, self.catalog, busy=lambda: self.runner.running,
                                  on_refused=lambda text: self.notify("warning", text),
                                  on_validated=self._refresh_buttons, explain=explain)
-        self.training = TrainingView(self._explained, explain)
+        self.training = TrainingView(self._explained, explain, on_cancel=self.stop)
         self.samples = SamplesView(self._explained, self.notify, lambda: self.runner.latest_distribution, explain)
         self.library = RunLibrary(self.runs_dir, on_open=self.open_run)
         self.preflight = PreflightPanel(self.setup)
@@ -118,8 +118,10 @@ class Workbench(pn.viewable.Viewer):
         self.live.state.status, self.live.state.run_dir = "starting", str(run_dir)
         try:
             self.runner.start(model, prop, flow, opt, run_dir, model_spec=self.setup.model_spec)
-        except InputError as exc:
+        except InputError as exc:  # e.g. over a server limit: said in the status line and a notice
             run_dir.rmdir()
+            self.live.state.status, self.live.state.message = "refused", f"{exc.field}: {exc.message}"
+            self._update_progress()
             return self.notify("error", f"{exc.field}: {exc.message}")
         self.tabs.active = 0
         self._update_progress()
@@ -225,7 +227,8 @@ class Workbench(pn.viewable.Viewer):
     def _update_progress(self) -> None:
         training = self.live.state.status in TRAINING
         self.training.show_state(self.live, self.controls, analysing=self.runner.running and not training,
-                                 startup=self.runner.startup() if training else None)
+                                 startup=self.runner.startup() if training else None,
+                                 queued=self.runner.queue_position())
         self._refresh_buttons()
 
     def _refresh_buttons(self) -> None:
