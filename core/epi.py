@@ -462,7 +462,21 @@ class EPITrainer:
             self.writer.write_meta(self.metadata())
             self.writer.write_trace(self.trace_columns, self.trace_rows)
 
+    def _health_state(self) -> dict[str, Any]:
+        """The health watch's running state (its windows, counters, the findings already reported), so a
+        resumed run judges its health as the uninterrupted run would; {} without a watch."""
+        hw = self.health_watch
+        return {} if hw is None else {k: v for k, v in vars(hw).items()
+                                      if k.startswith("_") or k in ("initial_entropy", "last_probe")}
+
     def _checkpoint(self, final: bool = False) -> None:
+        """Everything the run needs to go on exactly as if uninterrupted: flow (and batch-norm buffers),
+        Adam's moments, eta, c, counters, the c-test's previous norms, the trainer's generator (the only
+        source of randomness in training: samples, simulator noise, c-test draws; on CUDA its CUDA state),
+        the per-epoch history, the trace rows and the health watch's state.
+
+        Written trace.csv, then checkpoint.pt, then run.json (each atomically): a process killed between
+        two of them (SIGKILL) leaves a trace with at least the checkpoint's rows (resume drops later ones)."""
         if not self.writer:
             return
         state = {
@@ -479,11 +493,15 @@ class EPITrainer:
             "history": self.history,
             "elapsed": self._elapsed_now(),
             "init_info": self.init_info,
+            "trace": torch.tensor(self.trace_rows, dtype=torch.float64).reshape(-1, len(self.trace_columns)),
+            "health_watch": self._health_state(),
+            "health_findings": self.health_findings,
         }
+        self.writer.write_trace(self.trace_columns, self.trace_rows)
         self.writer.write_checkpoint(state)
         if final:
             self.writer.write_samples(self.distribution, n=5000)
-        self._write_meta()
+        self.writer.write_meta(self.metadata())
 
     @classmethod
     def resume(cls, run_dir: str | Path, device: str | None = None) -> EPITrainer:
@@ -515,10 +533,17 @@ class EPITrainer:
         trainer.history = state["history"]
         trainer._elapsed = state["elapsed"]
         trainer.init_info = state.get("init_info", {})
-        trainer.trace_rows = [r for r in read_trace_rows(path) if r[0] <= trainer.iteration]
-        trainer.health_findings = list(meta.get("health", []))
-        if trainer.health_watch is not None and trainer.trace_rows:  # collapse is judged from the first entropy
-            trainer.health_watch.initial_entropy = trainer.trace_rows[0][2]
+        if "trace" in state:  # the rows up to the checkpoint (iteration and epoch as ints, as trace.csv's)
+            trainer.trace_rows = [[int(r[0]), int(r[1]), *r[2:]] for r in state["trace"].tolist()]
+        else:  # a checkpoint written before the trace joined it
+            trainer.trace_rows = [r for r in read_trace_rows(path) if r[0] <= trainer.iteration]
+        # the findings up to the checkpoint (run.json may hold later ones, which the resumed run finds again)
+        trainer.health_findings = list(state.get("health_findings", meta.get("health", [])))
+        if trainer.health_watch is not None:
+            if state.get("health_watch"):
+                vars(trainer.health_watch).update(state["health_watch"])
+            elif trainer.trace_rows:  # collapse is judged from the first entropy
+                trainer.health_watch.initial_entropy = trainer.trace_rows[0][2]
         trainer.state = "stopped"
         return trainer
 
