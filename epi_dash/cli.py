@@ -243,7 +243,10 @@ def cmd_models(args) -> int:
 
 
 def cmd_serve(args) -> int:
+    from epi_dash.scheduler import export_limits
     from epi_dash.serve import serve
+
+    export_limits(args)  # EPI_DASH_MAX_*: read by every server process's scheduler
 
     # SIGTERM (systemd, docker stop, kill) ends the server like Ctrl-C: the interpreter exits normally, so
     # every session's training stops with a checkpoint (runner.stop_all_trainings at exit)
@@ -287,6 +290,8 @@ VERB_GROUPS = ("cli_compare", "cli_check", "cli_sweep", "cli_amortized", "cli_co
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from epi_dash.scheduler import add_limit_arguments
+
     parser = argparse.ArgumentParser(prog="epi-dash", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -341,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cookie-secret", default=None, help="secret signing sign-in cookies (default: a random one)")
     p.add_argument("--no-auth", action="store_true",
                    help="serve a non-loopback --address without sign-in (refused otherwise)")
+    add_limit_arguments(p)
     p.set_defaults(func=cmd_serve)
 
     for name in VERB_GROUPS:

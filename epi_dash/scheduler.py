@@ -9,12 +9,14 @@ on another executor (a Dask scheduler) take no local slot but count towards a us
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import threading
 from typing import Callable
 
 from core.errors import InputError
-from core.limits import ServerLimits
+from core.limits import ServerLimits, env_name
 from core.queue import FairQueue, QueuedJob
 
 from .users import is_admin
@@ -117,3 +119,47 @@ def reset_scheduler(limits: ServerLimits | None = None) -> Scheduler:
     with _CREATE:
         _SCHEDULER = Scheduler(limits) if limits is not None else None
     return scheduler()
+
+
+#: ``epi-dash serve`` flags -> (ServerLimits field, number type, help)
+LIMIT_FLAGS: dict[str, tuple[str, type, str]] = {
+    "--max-concurrent": ("max_concurrent", int, "trainings at once in each server process; the rest wait in a "
+                                                "fair queue (default: one per CPU core)"),
+    "--max-per-user": ("max_per_user", int, "of those, at most N for one user (default: no cap)"),
+    "--max-batch-size": ("max_batch_size", int, "largest batch_size a training may ask for"),
+    "--max-iterations": ("max_iterations", int, "most iterations (num_epochs x iters_per_epoch) of one training"),
+    "--max-parameters": ("max_parameters", int, "most free model parameters (the dimension of q)"),
+    "--max-wall-time": ("max_wall_time_s", float, "how long one training may run before it is stopped "
+                                                  "(checkpointed; Resume continues it)"),
+    "--max-runs-per-user": ("max_runs_per_user", int, "trainings one user may have queued or running at once"),
+}
+
+
+def _positive(kind: type) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"a positive {'number' if kind is float else 'integer'}; got {text!r}")
+        return value
+    return parse
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The server-limit flags of ``epi-dash serve`` (unset: no limit)."""
+    group = parser.add_argument_group("queue and limits (per server process; a limit left unset: none)")
+    for flag, (name, kind, text) in LIMIT_FLAGS.items():
+        group.add_argument(flag, dest=name, type=_positive(kind), default=None,
+                           metavar="SECONDS" if kind is float else "N", help=text)
+
+
+def export_limits(args: argparse.Namespace, environ: dict | None = None) -> None:
+    """Put the limit flags that were given into ``EPI_DASH_MAX_*`` (``environ``: default os.environ), where
+    every server process (``--num-procs``) and app reads them (:func:`scheduler`)."""
+    env = os.environ if environ is None else environ
+    for name, _kind, _text in LIMIT_FLAGS.values():
+        value = getattr(args, name, None)
+        if value is not None:
+            env[env_name(name)] = str(value)

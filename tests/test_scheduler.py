@@ -154,3 +154,24 @@ def test_process_scheduler_reads_the_environment(monkeypatch):
     monkeypatch.delenv("EPI_DASH_MAX_PER_USER")
     monkeypatch.delenv("EPI_DASH_MAX_BATCH_SIZE")
     reset_scheduler()
+
+
+def test_serve_limit_flags_set_the_environment(capsys):
+    from epi_dash.cli import build_parser
+    from epi_dash.scheduler import export_limits
+
+    args = build_parser().parse_args(["serve", "--max-concurrent", "2", "--max-per-user", "1", "--max-batch-size",
+                                      "2000", "--max-iterations", "50000", "--max-parameters", "30",
+                                      "--max-wall-time", "3600", "--max-runs-per-user", "3"])
+    env: dict[str, str] = {}
+    export_limits(args, env)
+    assert env["EPI_DASH_MAX_CONCURRENT"] == "2" and env["EPI_DASH_MAX_WALL_TIME_S"] == "3600.0"
+    assert ServerLimits.from_env(env) == ServerLimits(max_batch_size=2000, max_iterations=50000, max_parameters=30,
+                                                      max_wall_time_s=3600.0, max_runs_per_user=3,
+                                                      max_concurrent=2, max_per_user=1)
+    env = {}
+    export_limits(build_parser().parse_args(["serve"]), env)
+    assert env == {}  # unset flags leave the environment (and the server's limits) alone
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--max-batch-size", "0"])
+    assert "--max-batch-size: a positive integer; got '0'" in capsys.readouterr().err
