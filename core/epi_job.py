@@ -29,6 +29,7 @@ from .errors import TrainingError
 from .jobs import JobContext, JobStopped
 from .model import Model, load_model
 from .property import EmergentProperty
+from .runs import OWNER_KEY
 from .settings import FlowSettings, OptimizerSettings, settings_dict
 
 KIND = "epi"
@@ -58,7 +59,8 @@ def train_epi(ctx: JobContext, snapshot_every: int = 0, snapshot_samples: int = 
     the test). A stop asked through the job ends the trainer after its iteration, with a checkpoint."""
     make = ctx.objects.get("make_trainer")
     trainer = make(ctx) if make is not None else build_trainer(ctx)
-    trainer.extra_meta = {"kind": KIND, "function": f"{__name__}:train_epi", "settings": ctx.settings}
+    trainer.extra_meta = {"kind": KIND, "function": f"{__name__}:train_epi", "settings": ctx.settings,
+                          **({OWNER_KEY: ctx.owner} if ctx.owner else {})}
     opt = trainer.opt
     total = opt.num_epochs * opt.iters_per_epoch
     cons, stats = trainer.property.constraint_names, trainer.property.statistics

@@ -10,7 +10,8 @@ saves ``ctx.save_checkpoint(state)`` after each unit of work, calls ``ctx.check_
 thread and queues its events (a dashboard session). Both write the run directory:
 
 ``run.json``      kind, function ("module:qualname"), settings, state, process (host, pid), progress
-                  ({step, total}), result, error, created/updated (Unix seconds)
+                  ({step, total}), result, error, created/updated (Unix seconds), owner (who started it:
+                  ``core.runs.OWNER_KEY``)
 ``events.jsonl``  one JSON object per line: the started, progress, message and finished events
 ``checkpoint.pt`` the job's own resume state (``torch.save`` of a dict), written atomically
 ``STOP``          present when a stop was asked for from another process (a Dask worker's job sees it)
@@ -33,7 +34,8 @@ from typing import Any, Callable
 import torch
 
 from .errors import InputError, TrainingError
-from .runs import atomic_write, json_default, process_identity, read_run_json, run_state
+from .runs import (OWNER_KEY, atomic_write, default_owner, json_default, process_identity, read_run_json,
+                   recorded_owner, run_state)
 
 JOB_STATES = ("queued", "running", "stopped", "interrupted", "finished", "failed")
 #: a job that ended normally is "finished"; its function may return ``{"state": "converged"}`` (EPI)
@@ -144,10 +146,12 @@ class JobContext:
 
     def __init__(self, run_dir: str | Path, settings: dict[str, Any], resumed: bool = False,
                  emit: Callable[[JobEvent], None] | None = None, stop_event: threading.Event | None = None,
-                 objects: dict[str, Any] | None = None):
+                 objects: dict[str, Any] | None = None, owner: str | None = None):
         self.run_dir = Path(run_dir)
         self.settings = settings
         self.resumed = resumed
+        #: who started the job (run.json's owner); a job writing run.json itself must keep it
+        self.owner = owner
         #: in-process values the submitter hands the job (an object it already built, a hook); never
         #: persisted, so a job must still be able to run (and resume elsewhere) from ``settings`` alone
         self.objects: dict[str, Any] = dict(objects or {})
@@ -263,13 +267,16 @@ def _progress_bar(kind: str):
 def run_job(function: JobFunction | str, settings: dict[str, Any], run_dir: str | Path, kind: str, *,
             resume: bool = False, on_event: Callable[[JobEvent], None] | None = None,
             stop_event: threading.Event | None = None, progress_bar: bool = False,
-            clear_stop: bool = True, objects: dict[str, Any] | None = None) -> JobResult:
+            clear_stop: bool = True, objects: dict[str, Any] | None = None, owner: str | None = None) -> JobResult:
     """Run a job to its end in this thread and return how it ended (never raises for the job's own errors:
     a failure is ``state == "failed"`` with ``error`` naming the cause; Ctrl-C ends it "stopped").
 
-    ``resume``: continue the job in ``run_dir`` (its function finds its checkpoint). ``clear_stop``: forget
-    an earlier stop request (False where the submitter cleared it and a new request may already be there).
-    ``objects``: in-process values for the job (``JobContext.objects``), not written anywhere."""
+    ``resume``: continue the job in ``run_dir`` (its function finds its checkpoint; its owner stays).
+    ``clear_stop``: forget an earlier stop request (False where the submitter cleared it and a new request
+    may already be there).
+    ``objects``: in-process values for the job (``JobContext.objects``), not written anywhere. ``owner``: who
+    starts it; default the owner already recorded (``reserve_run_dir(..., owner=)``, a resumed run, an
+    enclosing run), else this process's user (``core.runs.default_owner``)."""
     name = function_name(function)
     fn = resolve_function(name) if isinstance(function, str) else function
     try:
@@ -281,7 +288,9 @@ def run_job(function: JobFunction | str, settings: dict[str, Any], run_dir: str 
     previous = read_run_json(run_dir) if resume and (run_dir / "run.json").is_file() else {}
     if clear_stop:
         (run_dir / STOP_FILE).unlink(missing_ok=True)
-    files = _JobFiles(run_dir, {"kind": kind, "function": name, "settings": settings,
+    # a resumed run keeps its owner (an admin continuing it does not take it over)
+    owner = (previous.get(OWNER_KEY) if resume else None) or owner or recorded_owner(run_dir) or default_owner()
+    files = _JobFiles(run_dir, {"kind": kind, "function": name, "settings": settings, OWNER_KEY: owner,
                                 "created": previous.get("created", time.time()), "error": "", "result": {}})
     bar = _progress_bar(kind) if progress_bar else None
 
@@ -292,7 +301,8 @@ def run_job(function: JobFunction | str, settings: dict[str, Any], run_dir: str 
         if on_event is not None:
             on_event(event)
 
-    ctx = JobContext(run_dir, settings, resumed=bool(previous), emit=emit, stop_event=stop_event, objects=objects)
+    ctx = JobContext(run_dir, settings, resumed=bool(previous), emit=emit, stop_event=stop_event, objects=objects,
+                     owner=owner)
     files.write_meta(state="running", process=process_identity())
     emit(JobEvent("started", message=f"{kind} {'resumed' if previous else 'started'}", state="running"))
     result: dict[str, Any] = {}
@@ -364,11 +374,12 @@ class JobRunner:
         return self._thread is not None and self._thread.is_alive()
 
     def start(self, function: JobFunction | str, settings: dict[str, Any], run_dir: str | Path, kind: str,
-              objects: dict[str, Any] | None = None) -> None:
-        """Start a new job (an InputError if one is running or the function/settings are unusable)."""
+              objects: dict[str, Any] | None = None, owner: str | None = None) -> None:
+        """Start a new job (an InputError if one is running or the function/settings are unusable);
+        ``owner``: who starts it (see :func:`run_job`)."""
         function_name(function)
         self._launch(lambda on_event: run_job(function, settings, run_dir, kind, on_event=on_event,
-                                              stop_event=self._stop, objects=objects), run_dir)
+                                              stop_event=self._stop, objects=objects, owner=owner), run_dir)
 
     def resume(self, run_dir: str | Path, objects: dict[str, Any] | None = None) -> None:
         """Continue the job in ``run_dir`` from its checkpoint."""

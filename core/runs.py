@@ -4,16 +4,22 @@
 ``trace.csv``    one row per iteration: entropy, cost, c, R per constraint, batch mean/sd per statistic, eta
 ``checkpoint.pt`` flow + optimizer + multipliers + RNG state (torch.save) to resume or reload
 ``samples.npz``  ``z`` (n, d) from the final q, ``log_q`` (n,), ``names`` (d,)
+
+run.json's ``owner`` names who started the run: the signed-in user for a dashboard run (``reserve_run_dir(...,
+owner=)``), else the OS login name of the process (the CLI, see :func:`default_owner`). Every writer keeps
+the owner already recorded, and a run inside another run's directory (a sweep's cells) inherits its owner.
 """
 
 from __future__ import annotations
 
 import csv
+import getpass
 import json
 import os
 import threading
 import platform
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,10 +66,51 @@ def validate_run_name(name: str, field: str = "run_name") -> str:
     return name
 
 
-def reserve_run_dir(parent: str | Path, name: str) -> Path:
+#: run.json's key naming the user who started the run
+OWNER_KEY = "owner"
+#: how many directories up a run looks for an enclosing run whose owner it inherits (sweep/cell, train/seed-k)
+OWNER_INHERIT_DEPTH = 3
+
+
+def default_owner() -> str:
+    """The owner of a run started outside a signed-in session (the CLI, a script, a Dask job without one):
+    the OS login name, so a lab server's shell user and their dashboard sign-in can match; "local" when the
+    process has no login name (some containers)."""
+    try:
+        return getpass.getuser() or "local"
+    except (KeyError, OSError, ImportError):
+        return "local"
+
+
+def recorded_owner(run_dir: str | Path) -> str | None:
+    """The owner recorded in ``run_dir``'s run.json or in that of the nearest enclosing run directory (up to
+    ``OWNER_INHERIT_DEPTH`` levels up); None when there is none (an older run, a fresh directory)."""
+    path = Path(run_dir)
+    for directory in [path, *path.parents][: OWNER_INHERIT_DEPTH + 1]:
+        f = directory / "run.json"
+        if not f.is_file():
+            continue
+        try:
+            owner = json.loads(f.read_text()).get(OWNER_KEY)
+        except (OSError, ValueError, AttributeError):
+            continue
+        if owner:
+            return str(owner)
+    return None
+
+
+def run_owner(meta: dict[str, Any]) -> str | None:
+    """Who started a run (run.json's ``owner``); None for runs from before owners were recorded."""
+    owner = meta.get(OWNER_KEY) if isinstance(meta, dict) else None
+    return str(owner) if owner else None
+
+
+def reserve_run_dir(parent: str | Path, name: str, owner: str | None = None) -> Path:
     """Create and return a new, empty run directory ``parent/name``, or ``name-2``, ``name-3``, ... if
     that exists. Each is made with an exclusive ``mkdir``, so trainings started in the same instant
-    (two sessions, two processes) never write into one directory."""
+    (two sessions, two processes) never write into one directory. ``owner``: the user starting the run,
+    recorded at once in a run.json ``{"owner", "state": "queued", "created"}`` that the job then completes
+    (so the owner is known wherever the job runs: a thread, another process, a Dask worker)."""
     validate_run_name(name)
     parent = Path(parent)
     parent.mkdir(parents=True, exist_ok=True)
@@ -71,10 +118,27 @@ def reserve_run_dir(parent: str | Path, name: str) -> Path:
         path = parent / (name if k == 1 else f"{name}-{k}")
         try:
             path.mkdir()
-            return path
         except FileExistsError:
             continue
+        if owner is not None:
+            record = {OWNER_KEY: owner, "state": "queued", "created": time.time()}
+            atomic_write(path / "run.json", lambda p: p.write_text(json.dumps(record, indent=2)))
+        return path
     raise InputError("run_dir", f"no free name for {name!r} in {parent}")
+
+
+def discard_run_dir(path: str | Path) -> None:
+    """Remove a directory from :func:`reserve_run_dir` whose job never started (empty, or holding only the
+    reserved run.json); a directory with anything else in it is left alone."""
+    path = Path(path)
+    try:
+        entries = list(path.iterdir())
+    except FileNotFoundError:
+        return
+    if all(e.name == "run.json" for e in entries):
+        for e in entries:
+            e.unlink(missing_ok=True)
+        path.rmdir()
 
 
 class RunWriter:
@@ -83,9 +147,11 @@ class RunWriter:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        #: kept from the run.json already there (reserved, resumed) or an enclosing run's, else this process's
+        self.owner = recorded_owner(self.path) or default_owner()
 
     def write_meta(self, meta: dict[str, Any]) -> None:
-        meta = {**meta, "versions": library_versions()}
+        meta = {OWNER_KEY: self.owner, **meta, "versions": library_versions()}
         atomic_write(self.path / "run.json", lambda p: p.write_text(json.dumps(meta, indent=2, default=json_default)))
 
     def write_trace(self, columns: list[str], rows: list[list[float]]) -> None:
@@ -188,6 +254,11 @@ class Run:
     def converged(self) -> bool:
         """Whether the run passed the convergence test."""
         return bool(self.meta.get("converged"))
+
+    @property
+    def owner(self) -> str | None:
+        """Who started the run (None: recorded before owners were)."""
+        return run_owner(self.meta)
 
     @property
     def state(self) -> str:

@@ -255,7 +255,8 @@ def cmd_serve(args) -> int:
         serve(address=args.address, port=args.port, allow_websocket_origin=args.allow_websocket_origin or None,
               runs_dir=args.runs_dir, model_path=args.model_path or None, show=args.show, num_procs=args.num_procs,
               scheduler=args.scheduler, basic_auth=args.basic_auth, cookie_secret=args.cookie_secret,
-              no_auth=args.no_auth)
+              no_auth=args.no_auth, admins=args.admins, oauth_provider=args.oauth_provider,
+              oauth_key=args.oauth_key, oauth_secret=args.oauth_secret)
     except KeyboardInterrupt:  # Ctrl-C reaching the supervisor of --num-procs workers (they stop on their own)
         return 0
     except OSError as exc:  # raised while binding, before anything is served
@@ -346,6 +347,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cookie-secret", default=None, help="secret signing sign-in cookies (default: a random one)")
     p.add_argument("--no-auth", action="store_true",
                    help="serve a non-loopback --address without sign-in (refused otherwise)")
+    p.add_argument("--admins", default=None, metavar="alice,bob",
+                   help="signed-in users who see, open and stop every user's runs (others: only their own)")
+    p.add_argument("--oauth-provider", default=None, metavar="github|google|azure|okta|generic|...",
+                   help="sign-in through an OAuth provider (Panel's OAuth) instead of --basic-auth")
+    p.add_argument("--oauth-key", default=None, help="the OAuth app's client id")
+    p.add_argument("--oauth-secret", default=None, help="the OAuth app's client secret")
     add_limit_arguments(p)
     p.set_defaults(func=cmd_serve)
 

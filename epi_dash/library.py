@@ -1,5 +1,9 @@
-"""Run library: a table of saved runs (every job of the runs directory, with its kind), downloads, and a
-side-by-side comparison of two EPI runs."""
+"""Run library: a table of saved runs (every job of the runs directory, with its kind), downloads, stop, and
+a side-by-side comparison of two EPI runs.
+
+With sign-in (``epi-dash serve --basic-auth``/``--oauth-provider``) a user sees, opens, compares, downloads
+and stops only their own runs (run.json's ``owner``); admins (``--admins``) and the local user of a server
+without sign-in see every run, with an owner column. The checks run on the server (``users.require_control``)."""
 
 from __future__ import annotations
 
@@ -13,30 +17,42 @@ import holoviews as hv
 import pandas as pd
 import panel as pn
 
+from core.errors import InputError
+from core.jobs import request_stop
 from core.model import load_model
-from core.runs import Run, load_run, scan_runs
+from core.runs import Run, load_run, run_owner, scan_runs
 
 from .live import run_info
 from .panels.library import job_kind
 from .pairplot import PairplotFigure, share_ranges
+from .users import current_user, is_admin, may_control, require_control
 from .views import sensitive_dimensions
 
-COLUMNS = ["run", "kind", "model", "property", "state", "converged", "entropy", "iterations", "date"]
+COLUMNS = ["run", "kind", "model", "property", "state", "converged", "entropy", "iterations", "date", "owner"]
 #: pixels per pairplot panel when two runs are compared: both 4 x 4 grids fit beside each other at 1366 px
 COMPARE_PANEL_SIZE = 90
-RUN_COLUMN_WIDTHS = {"kind": 70, "model": 80, "state": 95, "converged": 75, "entropy": 90, "iterations": 75, "date": 135}
+#: states of a run that Stop can reach (its job checks for a STOP file between iterations; a queued run is
+#: cancelled in its queue)
+STOPPABLE_STATES = ("running",)
+RUN_COLUMN_WIDTHS = {"owner": 80, "kind": 70, "model": 80, "state": 95, "converged": 75, "entropy": 90, "iterations": 75, "date": 135}
 
 
 def _property_text(prop: dict) -> str:
     return ", ".join(f"{s}: {m:.3g}±{sd:.2g}" for s, m, sd in zip(prop["statistics"], prop["mean"], prop["std"]))
 
 
-def runs_table(runs_dir: str | Path) -> pd.DataFrame:
-    """One row per run directory below ``runs_dir`` (newest first); ``path`` is kept hidden."""
+def runs_table(runs_dir: str | Path, user: str | None = None) -> pd.DataFrame:
+    """One row per run directory below ``runs_dir`` that ``user`` (default: this session's) may see, newest
+    first: their own runs, or every run for an admin (damaged ones and runs without an owner are admin-only);
+    ``path`` is kept hidden."""
+    user = user or current_user()
     rows = []
     runs, damaged = scan_runs(runs_dir)
     for run in runs:
         meta = run.meta
+        owner = run_owner(meta)
+        if not may_control(user, owner):
+            continue
         history = meta.get("history") or []
         rows.append({
             "run": run.path.name,
@@ -47,13 +63,34 @@ def runs_table(runs_dir: str | Path) -> pd.DataFrame:
             "converged": bool(meta.get("converged", False)),
             "entropy": float(history[-1]["entropy"]) if history else float("nan"),
             "iterations": int(meta.get("iterations", 0)),
-            "date": dt.datetime.fromtimestamp((run.path / "run.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M"),
+            "date": _modified(run.path),
+            "owner": owner or "",
             "path": str(run.path),
         })
-    for path, reason in damaged:
+    for path, reason in damaged if is_admin(user) else []:
         rows.append({"run": path.name, "kind": "", "model": "?", "property": "", "state": f"damaged: {reason}",
-                     "converged": False, "entropy": float("nan"), "iterations": 0, "date": "", "path": str(path)})
+                     "converged": False, "entropy": float("nan"), "iterations": 0, "date": "", "owner": "",
+                     "path": str(path)})
     return pd.DataFrame(rows, columns=[*COLUMNS, "path"])
+
+
+def _modified(path: Path) -> str:
+    try:
+        return dt.datetime.fromtimestamp((path / "run.json").stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+    except OSError:
+        return ""  # removed while listing
+
+
+def stop_run(path: str | Path, user: str | None = None) -> str:
+    """Ask the run in ``path`` to stop (a STOP file its job checks between iterations, in whichever process
+    or worker trains it); refused (InputError naming ``run``) for another user's run or one that is not
+    running. Returns the run's name."""
+    require_control(path, user)
+    run = load_run(path)
+    if run.state not in STOPPABLE_STATES:
+        raise InputError("run", f"{run.path.name} is not running (state: {run.state or 'unknown'})")
+    request_stop(run.path)
+    return run.path.name
 
 
 def samples_csv(run: Run) -> io.BytesIO:
@@ -113,12 +150,14 @@ def figures_html(run: Run) -> io.BytesIO:
 class RunLibrary(pn.viewable.Viewer):
     """Table of runs with Open / Compare / download actions. ``on_open(path)`` loads a run."""
 
-    def __init__(self, runs_dir: str | Path, on_open: Callable[[str], None], **params):
+    def __init__(self, runs_dir: str | Path, on_open: Callable[[str], None], user: str | None = None, **params):
         super().__init__(**params)
         self.runs_dir = Path(runs_dir)
         self.on_open = on_open
+        #: whose runs this session sees (read once, in the session's thread: ``pn.state.user``)
+        self.user = user or current_user()
         self.table = pn.widgets.Tabulator(
-            runs_table(self.runs_dir), hidden_columns=["path"], selectable="checkbox", show_index=False,
+            runs_table(self.runs_dir, self.user), hidden_columns=["path"] + ([] if is_admin(self.user) else ["owner"]), selectable="checkbox", show_index=False,
             disabled=True, sizing_mode="stretch_width", height=300, pagination="local", page_size=20,
             formatters={"converged": {"type": "tickCross"}, "entropy": {"type": "money", "precision": 3}},
             # every column in the width (at 1366 px it scrolled sideways to reach state and entropy): the
@@ -129,6 +168,7 @@ class RunLibrary(pn.viewable.Viewer):
         self.refresh_button = pn.widgets.Button(label="Refresh", icon="refresh", width=110)
         self.open_button = pn.widgets.Button(label="Open run", color="primary", width=120)
         self.compare_button = pn.widgets.Button(label="Compare 2 runs", width=140)
+        self.stop_button = pn.widgets.Button(label="Stop run", color="danger", width=110)
         self.message = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.compare_area = pn.Column(sizing_mode="stretch_width")
         self.downloads = pn.Row(
@@ -144,9 +184,10 @@ class RunLibrary(pn.viewable.Viewer):
         self.refresh_button.on_click(lambda _e: self.refresh())
         self.open_button.on_click(self._open)
         self.compare_button.on_click(self._compare)
+        self.stop_button.on_click(self._stop)
 
     def refresh(self) -> None:
-        self.table.value = runs_table(self.runs_dir)
+        self.table.value = runs_table(self.runs_dir, self.user)
 
     def selected_paths(self) -> list[str]:
         frame = self.table.value
@@ -156,6 +197,7 @@ class RunLibrary(pn.viewable.Viewer):
         paths = self.selected_paths()
         if not paths:
             raise FileNotFoundError("select a run in the table first")
+        require_control(paths[0], self.user)
         return load_run(paths[0])
 
     def _download(self, make: Callable[[Run], object]) -> Callable[[], object]:
@@ -172,13 +214,36 @@ class RunLibrary(pn.viewable.Viewer):
         if not paths:
             self.message.object = "⚠️ Select a run (tick its box) first."
             return
+        try:
+            require_control(paths[0], self.user)
+        except InputError as exc:
+            self.message.object = f"⚠️ {exc.field}: {exc.message}"
+            return
         self.message.object = f"Opened **{Path(paths[0]).name}**: see the Training and Samples tabs."
         self.on_open(paths[0])
+
+    def _stop(self, _event=None) -> None:
+        paths = self.selected_paths()
+        if not paths:
+            self.message.object = "⚠️ Select a running run (tick its box) first."
+            return
+        try:
+            name = stop_run(paths[0], self.user)
+        except InputError as exc:
+            self.message.object = f"⚠️ {exc.field}: {exc.message}"
+            return
+        self.message.object = f"Asked **{name}** to stop: it checkpoints after its current iteration."
 
     def _compare(self, _event=None) -> None:
         paths = self.selected_paths()
         if len(paths) != 2:
             self.message.object = f"⚠️ Tick exactly two runs to compare (ticked: {len(paths)})."
+            return
+        try:
+            for p in paths:
+                require_control(p, self.user)
+        except InputError as exc:
+            self.message.object = f"⚠️ {exc.field}: {exc.message}"
             return
         columns, figures = [], []
         for p in paths:
@@ -203,6 +268,6 @@ class RunLibrary(pn.viewable.Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
-            pn.Row(self.refresh_button, self.open_button, self.compare_button),
+            pn.Row(self.refresh_button, self.open_button, self.compare_button, self.stop_button),
             self.table, self.downloads, self.message, self.compare_area, sizing_mode="stretch_width")
 

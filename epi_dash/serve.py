@@ -8,8 +8,9 @@ of serving behave identically. For a lab server::
 
     epi-dash serve --address 0.0.0.0 --port 5006 --allow-websocket-origin lab-host:5006 --basic-auth credentials.json
 
-(a non-loopback address is refused without ``--basic-auth``, unless ``--no-auth`` is given explicitly;
-``--cookie-secret`` defaults to a random one, so sign-ins last as long as the server)
+(a non-loopback address is refused without ``--basic-auth`` or ``--oauth-provider``, unless ``--no-auth`` is
+given explicitly; ``--cookie-secret`` defaults to a random one, so sign-ins last as long as the server;
+``--admins alice,bob`` names the users who see and stop every run)
 
 (every ``host:port`` that browsers use must be listed, else the page stays blank).
 
@@ -45,11 +46,52 @@ def websocket_origins(address: str, port: int, extra: list[str] | None = None) -
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-def check_auth(address: str, basic_auth: str | None, no_auth: bool) -> None:
+def check_auth(address: str, basic_auth: str | None, no_auth: bool, oauth_provider: str | None = None) -> None:
     """Refuse to serve a non-loopback address without sign-in unless ``no_auth`` says so explicitly."""
-    if address not in LOOPBACK and not basic_auth and not no_auth:
+    if address not in LOOPBACK and not basic_auth and not oauth_provider and not no_auth:
         raise InputError("address", f"{address} is reachable from other machines: sign-in is required "
-                         "(--basic-auth credentials.json), or pass --no-auth to serve it open")
+                         "(--basic-auth credentials.json or --oauth-provider), or pass --no-auth to serve it open")
+
+
+def check_credentials(basic_auth: str) -> None:
+    """A ``--basic-auth`` value Panel can use safely: an existing JSON file of ``{"user": "password"}``, or one
+    shared password (not ending in .json: Panel would take a mistyped file name as the password). No user
+    may be called ``users.LOCAL_USER`` (the name of the local user of a server without sign-in)."""
+    import json
+
+    from .users import LOCAL_USER
+
+    path = Path(basic_auth).expanduser()
+    if not path.is_file():
+        if basic_auth.endswith(".json"):
+            raise InputError("basic_auth", f"no such credentials file: {basic_auth}")
+        return
+    try:
+        users = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError("basic_auth", f"{basic_auth} is not a JSON file of user: password ({exc})") from exc
+    if not isinstance(users, dict) or not users or not all(isinstance(k, str) and isinstance(v, str) and k and v
+                                                             for k, v in users.items()):
+        raise InputError("basic_auth", f'{basic_auth} must be a JSON object of user names to passwords, '
+                         'e.g. {"alice": "...", "bob": "..."}')
+    if LOCAL_USER in users:
+        raise InputError("basic_auth", f"{basic_auth}: {LOCAL_USER!r} is reserved (the user of a server "
+                         "without sign-in); choose another user name")
+
+
+def configure_users(admins: str | list[str] | None, signed_in: bool) -> None:
+    """Export the admins (``users.ADMINS_ENV``) and whether sessions sign in (``users.SIGN_IN_ENV``) for
+    every session, in this process and in the forked ones."""
+    from .users import ADMINS_ENV, SIGN_IN_ENV
+
+    names = admins.split(",") if isinstance(admins, str) else list(admins or [])
+    names = [n.strip() for n in names if n.strip()]
+    if names:
+        os.environ[ADMINS_ENV] = ",".join(names)
+    if signed_in:
+        os.environ[SIGN_IN_ENV] = "1"
+    else:
+        os.environ.pop(SIGN_IN_ENV, None)
 
 
 def configure_environment(runs_dir: str | Path, model_path: list[str] | None) -> None:
@@ -135,10 +177,14 @@ def end_workers_with_supervisor(supervisor: int, every: float = 0.5) -> None:
 def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: list[str] | None = None,
           runs_dir: str | Path = "runs", model_path: list[str] | None = None, show: bool = False,
           threaded: bool = False, num_procs: int = 1, scheduler: str | None = None,
-          basic_auth: str | None = None, cookie_secret: str | None = None, no_auth: bool = False):
+          basic_auth: str | None = None, cookie_secret: str | None = None, no_auth: bool = False,
+          admins: str | list[str] | None = None, oauth_provider: str | None = None, oauth_key: str | None = None,
+          oauth_secret: str | None = None):
     """Serve both apps until interrupted (``threaded=True``: return the server thread; ``.stop()`` it).
     ``num_procs``: server processes sharing the port (0: one per CPU core). ``scheduler``: trainings run
-    on Dask ("local": a LocalCluster started here; or a scheduler's address) instead of this process."""
+    on Dask ("local": a LocalCluster started here; or a scheduler's address) instead of this process.
+    Sign-in: ``basic_auth`` (a credentials JSON file) or ``oauth_provider`` (Panel's OAuth: github, google,
+    azure, okta, ... with ``oauth_key``/``oauth_secret``); ``admins`` see and stop every run."""
     import panel as pn
 
     num_procs = num_procs or os.cpu_count() or 1
@@ -146,8 +192,14 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
         raise InputError("num_procs", f"must be >= 0 (0: one per CPU core); got {num_procs}")
     if num_procs > 1 and threaded:
         raise InputError("num_procs", "a threaded server runs in this process only; use num_procs=1")
-    check_auth(address, basic_auth, no_auth)
-    if basic_auth and not cookie_secret:
+    check_auth(address, basic_auth, no_auth, oauth_provider)
+    if basic_auth:
+        check_credentials(basic_auth)
+    if oauth_provider and not (oauth_key and oauth_secret):
+        raise InputError("oauth_provider", f"{oauth_provider} sign-in needs --oauth-key and --oauth-secret "
+                         "(the client id and secret of the app registered with the provider)")
+    configure_users(admins, signed_in=bool(basic_auth or oauth_provider))
+    if (basic_auth or oauth_provider) and not cookie_secret:
         import secrets
 
         cookie_secret = secrets.token_hex(32)  # sessions' sign-in cookies last as long as this server
@@ -165,4 +217,6 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
         show=show, threaded=threaded, title={route: APPS[route][2] for route in pages},
         verbose=True, num_procs=num_procs,
         **({"basic_auth": basic_auth, "cookie_secret": cookie_secret} if basic_auth else {}),
+        **({"oauth_provider": oauth_provider, "oauth_key": oauth_key, "oauth_secret": oauth_secret,
+            "cookie_secret": cookie_secret} if oauth_provider else {}),
     )

@@ -17,10 +17,11 @@ import param
 
 from core.errors import InputError
 from core.jobs import JobRunner
-from core.runs import load_run, reserve_run_dir
+from core.runs import load_run, recorded_owner, reserve_run_dir
 from core.sweep import compare_levels, level_label, level_samples, load_sweep, parse_vary, sweep_cells, sweep_job
 
 from .config import scheduler_from_env
+from .users import current_user, may_control, require_control
 
 DRAIN_PERIOD_MS = 500
 LEVEL_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"]
@@ -93,6 +94,7 @@ class SweepView(pn.viewable.Viewer):
     def __init__(self, runs_dir: str | Path, **params):
         super().__init__(**params)
         self.runs_dir = Path(runs_dir)
+        self.user = current_user()  # whose sweeps this session lists and opens (read in the session's thread)
         self.setup = SweepSetup()
         self.runner = JobRunner()
         self.sweep_dir: Path | None = None
@@ -125,7 +127,9 @@ class SweepView(pn.viewable.Viewer):
             self._callback = pn.state.add_periodic_callback(self.drain, period=DRAIN_PERIOD_MS)
 
     def _sweep_options(self) -> dict[str, str]:
-        found = sorted(self.runs_dir.glob("**/sweep.json"), key=lambda f: f.stat().st_mtime, reverse=True)
+        found = sorted((f for f in self.runs_dir.glob("**/sweep.json")
+                        if may_control(self.user, recorded_owner(f.parent))),
+                       key=lambda f: f.stat().st_mtime, reverse=True)
         return {"": "", **{str(f.parent.relative_to(self.runs_dir)): str(f.parent) for f in found}}
 
     def launch(self) -> None:
@@ -137,8 +141,8 @@ class SweepView(pn.viewable.Viewer):
             return
         name = f"sweep-{Path(self.setup.model).stem.split(':')[0]}-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
-            self.sweep_dir = reserve_run_dir(self.runs_dir, name)
-            self.runner.start(sweep_job, settings, self.sweep_dir, kind="sweep")
+            self.sweep_dir = reserve_run_dir(self.runs_dir, name, owner=self.user)
+            self.runner.start(sweep_job, settings, self.sweep_dir, kind="sweep", owner=self.user)
         except InputError as exc:
             self.status.object = f"⚠ **{exc.field}**: {exc.message}"
             return
@@ -165,6 +169,11 @@ class SweepView(pn.viewable.Viewer):
         self.show(self.sweep_dir)
 
     def open(self, sweep_dir: str | Path) -> None:
+        try:
+            require_control(sweep_dir, self.user)
+        except InputError as exc:
+            self.status.object = f"⚠ **{exc.field}**: {exc.message}"
+            return
         self.sweep_dir = Path(sweep_dir)
         self.show(self.sweep_dir)
         self.status.object = f"Opened sweep `{self.sweep_dir.name}`"

@@ -25,6 +25,7 @@ from core.errors import InputError
 from core.jobs import FINISHED_STATES, JobEvent, JobFunction, JobRunner, read_events
 from core.runs import read_run_json, reserve_run_dir, run_state
 
+from ..users import current_user
 from .pump import EventPump
 from .results import fitted_table, set_table
 
@@ -136,9 +137,10 @@ class JobPanel(pn.viewable.Viewer):
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
         try:
             settings = self._settings()
-            run_dir = reserve_run_dir(self.runs_dir, f"{re.sub(r'[^A-Za-z0-9_-]+', '_', self.kind)}-{stamp}")
+            owner = current_user()
+            run_dir = reserve_run_dir(self.runs_dir, f"{re.sub(r'[^A-Za-z0-9_-]+', '_', self.kind)}-{stamp}", owner)
             self._reset()
-            self.runner.start(self.function, settings, run_dir, self.kind)
+            self.runner.start(self.function, settings, run_dir, self.kind, owner=owner)
         except (InputError, OSError) as exc:
             notify("error", f"{exc.field}: {exc.message}" if isinstance(exc, InputError) else f"runs_dir: {exc}")
             return

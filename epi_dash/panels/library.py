@@ -1,5 +1,6 @@
 """The run library: every job below a runs directory (EPI trainings, simulations, sweeps, ...) with its
-kind, state and progress, newest first; ``on_open(path, kind)`` shows one."""
+kind, state and progress, newest first; ``on_open(path, kind)`` shows one. With sign-in a user sees and
+opens only their own runs (admins: all; see ``epi_dash.library``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from typing import Callable
 import pandas as pd
 import panel as pn
 
-from core.runs import scan_runs
+from core.errors import InputError
+from core.runs import run_owner, scan_runs
+
+from ..users import current_user, is_admin, may_control, require_control
 
 JOB_COLUMNS = ["run", "kind", "state", "progress", "updated"]
 
@@ -20,13 +24,15 @@ def job_kind(meta: dict) -> str:
     return str(meta.get("kind") or ("epi" if "model" in meta else "?"))
 
 
-def jobs_table(runs_dir: str | Path, kinds: list[str] | None = None) -> pd.DataFrame:
-    """One row per run directory below ``runs_dir`` (newest first), only ``kinds`` if given; ``path`` hidden."""
+def jobs_table(runs_dir: str | Path, kinds: list[str] | None = None, user: str | None = None) -> pd.DataFrame:
+    """One row per run directory below ``runs_dir`` (newest first) that ``user`` (default: this session's)
+    may see, only ``kinds`` if given; ``path`` hidden."""
+    user = user or current_user()
     rows = []
     runs, damaged = scan_runs(runs_dir)
     for run in runs:
         kind = job_kind(run.meta)
-        if kinds is not None and kind not in kinds:
+        if (kinds is not None and kind not in kinds) or not may_control(user, run_owner(run.meta)):
             continue
         progress = run.meta.get("progress") or {}
         if progress:
@@ -39,7 +45,7 @@ def jobs_table(runs_dir: str | Path, kinds: list[str] | None = None) -> pd.DataF
             updated = ""  # removed while listing
         rows.append({"run": run.path.name, "kind": kind, "state": run.state, "progress": shown,
                      "updated": updated, "path": str(run.path)})
-    if kinds is None:
+    if kinds is None and is_admin(user):
         for path, reason in damaged:
             rows.append({"run": path.name, "kind": "", "state": f"damaged: {reason}", "progress": "",
                          "updated": "", "path": str(path)})
@@ -53,7 +59,8 @@ class JobLibrary(pn.viewable.Viewer):
                  kinds: list[str] | None = None, **params):
         super().__init__(**params)
         self.runs_dir, self.kinds, self.on_open = Path(runs_dir), kinds, on_open
-        self.table = pn.widgets.Tabulator(jobs_table(self.runs_dir, kinds), hidden_columns=["path"],
+        self.user = current_user()  # read in the session's thread
+        self.table = pn.widgets.Tabulator(jobs_table(self.runs_dir, kinds, self.user), hidden_columns=["path"],
                                           selectable=1, show_index=False, disabled=True, layout="fit_columns",
                                           sizing_mode="stretch_width", height=240, pagination="local", page_size=20)
         self.refresh_button = pn.widgets.Button(label="Refresh", icon="refresh", width=110)
@@ -63,7 +70,7 @@ class JobLibrary(pn.viewable.Viewer):
         self.open_button.on_click(lambda _e: self.open_selected())
 
     def refresh(self) -> None:
-        self.table.value = jobs_table(self.runs_dir, self.kinds)
+        self.table.value = jobs_table(self.runs_dir, self.kinds, self.user)
 
     def open_selected(self) -> None:
         frame = self.table.value
@@ -75,6 +82,11 @@ class JobLibrary(pn.viewable.Viewer):
         state = str(frame["state"].iloc[rows[0]])
         if state.startswith("damaged"):
             self.message.object = f"⚠️ **{Path(path).name}** cannot be opened: it is {state}."
+            return
+        try:
+            require_control(path, self.user)
+        except InputError as exc:
+            self.message.object = f"⚠️ {exc.field}: {exc.message}"
             return
         self.message.object = f"Opened **{Path(path).name}**."
         if self.on_open is not None:
