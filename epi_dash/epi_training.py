@@ -73,7 +73,7 @@ class TrainingView:
     def __init__(self, explained: Callable[..., pn.viewable.Viewable], explain: bool = False,
                  on_cancel: Callable[[], None] | None = None):
         self._explained, self.explain = explained, explain
-        self.cancel_button = pn.widgets.Button(name="Cancel", button_type="warning", icon="x", visible=False,
+        self.cancel_button = pn.widgets.Button(label="Cancel", color="warning", icon="x", visible=False,
                                                description="take this training out of the server's queue")
         if on_cancel is not None:
             self.cancel_button.on_click(lambda _e: on_cancel())

@@ -175,3 +175,35 @@ def test_serve_limit_flags_set_the_environment(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--max-batch-size", "0"])
     assert "--max-batch-size: a positive integer; got '0'" in capsys.readouterr().err
+
+
+def _workbench(tmp_path, sched: Scheduler, name: str):
+    from epi_dash.workbench import Workbench, ensure_extensions
+
+    ensure_extensions()
+    wb = Workbench(runs_dir=tmp_path / name, model_path=[], runner=_runner(sched))
+    wb.setup.opt.param.update(**{k: v for k, v in TINY.items() if k != "init_iters"})
+    wb.setup.flow.init_iters = 5
+    return wb
+
+
+def test_workbench_shows_the_queue_position_cancel_and_a_refusal(tmp_path):
+    sched = Scheduler(ServerLimits(max_concurrent=1, max_iterations=1000))
+    busy, waiting = _workbench(tmp_path, sched, "a"), _workbench(tmp_path, sched, "b")
+    busy.setup.opt.param.update(iters_per_epoch=1000)
+    busy.start()
+    waiting.start()
+    assert waiting.status.object.startswith("**Queued: position 1 of 1**")
+    assert waiting.cancel_button.visible and not waiting.stop_button.disabled and waiting.start_button.disabled
+    assert not busy.cancel_button.visible
+    waiting.cancel_button.clicks += 1  # the Cancel button
+    waiting.drain()
+    assert waiting.live.state.status == "cancelled" and not waiting.cancel_button.visible
+    assert "cancelled while queued" in waiting.status.object and not waiting.start_button.disabled
+    busy.stop()
+    busy.runner.join(60)
+    waiting.setup.opt.param.update(iters_per_epoch=2000)  # 2000 iterations > max_iterations
+    waiting.start()
+    assert waiting.live.state.status == "refused" and not waiting.runner.running
+    assert "⚠ iterations: 2000 exceeds this server's limit of 1000 (max_iterations)" in waiting.status.object
+    assert list((tmp_path / "b").iterdir()) == []  # no run folder left behind
