@@ -525,7 +525,8 @@ class TrainingRunner:
 
         try:
             job = run_job(train_epi, settings, run_dir, KIND, resume=resumed, stop_event=self._stop_requested,
-                          objects={"make_trainer": make_trainer, "on_trainer": on_trainer})
+                          objects={"make_trainer": make_trainer, "on_trainer": on_trainer},
+                          owner=self._job_owner or None)  # a resumed run keeps its recorded owner
         except Exception as exc:  # report every cause to the UI; the server keeps serving
             self._put("failed", message=describe_failure(exc))
             return

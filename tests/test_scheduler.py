@@ -207,3 +207,10 @@ def test_workbench_shows_the_queue_position_cancel_and_a_refusal(tmp_path):
     assert waiting.live.state.status == "refused" and not waiting.runner.running
     assert "⚠ iterations: 2000 exceeds this server's limit of 1000 (max_iterations)" in waiting.status.object
     assert list((tmp_path / "b").iterdir()) == []  # no run folder left behind
+
+
+def test_the_training_records_its_owner(tmp_path):
+    runner = _runner(Scheduler(), owner="dora")
+    runner.start(*_lds(iters_per_epoch=2), run_dir=tmp_path / "a")
+    _finished(runner)
+    assert read_run_json(tmp_path / "a")["owner"] == "dora"
