@@ -1,5 +1,7 @@
 """The smallest app built from epi_dash.panels: ``panel serve apps/example_random_walk.py``."""
 
+from epi_dash.assets import serve_assets_locally
 from epi_dash.examples.random_walk import create_random_walk_app
 
+serve_assets_locally()  # fonts and icons from this server, not the internet
 create_random_walk_app().servable(title="Random walk (example)")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from core.errors import InputError
 
+from .assets import serve_assets_locally
 from .config import MODEL_PATH_ENV, RUNS_DIR_ENV, SCHEDULER_ENV
 
 
@@ -211,6 +212,7 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
             os.environ[SCHEDULER_ENV] = scheduler_address
     if num_procs > 1:
         end_workers_with_supervisor(os.getpid())
+    serve_assets_locally()  # fonts and icons from this server, not the internet
     pages = apps()
     return pn.serve(
         pages, address=address, port=port, websocket_origin=websocket_origins(address, port, allow_websocket_origin),
