@@ -30,6 +30,8 @@ from core.runs import reserve_run_dir
 from core.model import load_model
 from core.property import EmergentProperty
 
+from .users import current_user
+
 METHOD_CHOICES = {
     "EPI": "epi",
     "SNPE (bounded MAF)": "snpe",
@@ -142,12 +144,13 @@ class CompareView(param.Parameterized):
             return
         if self.out_dir is None:
             self.out_dir = self.runs_dir / "compare" / time.strftime("%Y%m%d-%H%M%S")
+        owner = current_user()  # here, in the session: the jobs run in a worker thread
         for spec in specs:
             for seed in range(1, self.seeds + 1):
                 self.jobs.submit(dict(spec=spec.copy(), seed=seed, model=self.model, model_spec=self.model_name,
                                       model_params=self.model_params, property=self.property,
                                       time_limit=self.time_limit, device=self.device,
-                                      run_dir=reserve_run_dir(self.out_dir, f"{spec.name.replace(':', '-')}-seed{seed}")))
+                                      run_dir=reserve_run_dir(self.out_dir, f"{spec.name.replace(':', '-')}-seed{seed}", owner)))
         self.status = f"queued {len(specs) * self.seeds} run(s)"
 
     def stop(self, *_events) -> None:
