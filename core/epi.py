@@ -72,6 +72,7 @@ class EPIResult:
     state: str = "finished"
     error: str | None = None
     health: list[dict[str, Any]] = field(default_factory=list)  # the health watch's findings (as dicts)
+    message: str = ""  # "did not converge in K epochs: ..." for a run that used all its epochs
 
 
 def augmented_lagrangian_loss(
@@ -138,6 +139,8 @@ class EPITrainer:
         self.converged = False
         self.state = "idle"
         self.error: str | None = None
+        #: how a run that ended without failing went, when it needs saying ("did not converge in ...")
+        self.message = ""
         self._elapsed = 0.0
         self._t_start = time.perf_counter()
         self._optimizer = self._new_optimizer()
@@ -191,8 +194,21 @@ class EPITrainer:
         return torch.optim.Adam(self.flow.parameters(), lr=self.opt.lr, fused=True)
 
     # --- numerics -----------------------------------------------------------------------------
+    def _model_statistics(self, z: Tensor) -> Tensor:
+        """``model.checked_statistics(z)``; an exception from the model's own code becomes a TrainingError
+        naming the model's method that raised it (bad input and CUDA out of memory pass through)."""
+        try:
+            return self.model.checked_statistics(z)
+        except (InputError, TrainingError, torch.cuda.OutOfMemoryError):
+            raise
+        except Exception as exc:
+            raise TrainingError(
+                f"{_raising_method(exc, self.model)} raised {type(exc).__name__}: {exc} (epoch {self.epoch + 1}, "
+                f"iteration {self.iteration + 1}); training stopped, the last checkpoint is kept"
+            ) from exc
+
     def _statistics(self, z: Tensor) -> Tensor:
-        f = self.model.checked_statistics(z)
+        f = self._model_statistics(z)
         if not torch.isfinite(f).all():
             bad = ~torch.isfinite(f)
             j = int(bad.any(0).nonzero()[0])
@@ -248,7 +264,7 @@ class EPITrainer:
             raise InputError("abc_keep", f"must be at most abc_samples ({fs.abc_samples}); got {fs.abc_keep}")
         z = lower + (upper - lower) * torch.rand(fs.abc_samples, self.model.dim, generator=self.generator,
                                                  device=self.device)
-        f = torch.cat([self.model.checked_statistics(chunk) for chunk in z.split(self.opt.test_chunk)])
+        f = torch.cat([self._model_statistics(chunk) for chunk in z.split(self.opt.test_chunk)])
         mean = torch.as_tensor(self.property.mean, dtype=f.dtype, device=f.device)
         std = torch.as_tensor(self.property.std, dtype=f.dtype, device=f.device)
         distance = ((f - mean) / std).square().sum(-1).nan_to_num(nan=float("inf"))
@@ -366,7 +382,7 @@ class EPITrainer:
             torch.set_num_threads(self.opt.num_threads)
         self._t_start = time.perf_counter()
         self.state = "running"
-        self.error = None
+        self.error, self.message = None, ""
         opt = self.opt
         try:
             with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
@@ -393,17 +409,35 @@ class EPITrainer:
                     self._checkpoint()
                     self._emit(self._epoch_callbacks, rec)
             self.state = "converged" if self.converged else "finished"
+            self.message = "" if self.converged else self._not_converged()
             self._checkpoint(final=True)
         except TrainingError as exc:
             self.state, self.error = "failed", str(exc)
             self._write_meta()
+        except InputError as exc:  # bad input found while training (a model's statistics of the wrong shape)
+            self.state, self.error = "failed", f"{exc.field}: {exc.message}"
+            self._write_meta()
+            raise
         except torch.cuda.OutOfMemoryError:
             self.state = "failed"
             self.error = (f"CUDA out of memory at batch_size {opt.batch_size}: lower batch_size or use "
                           "the CPU; the last checkpoint is kept")
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()  # the failed batch's memory goes back to the server's other trainings
             self._write_meta()
         self._stop.clear()
         return self._result()
+
+    def _not_converged(self) -> str:
+        """Why a run that used all its epochs ends unconverged: the constraints its last test rejects."""
+        last = self.history[-1] if self.history else None
+        if last is None:
+            return f"did not converge in {self.epoch} epochs; the last q is kept"
+        threshold = self.opt.alpha / len(last["p_values"])
+        rejected = [f"{n} (p = {p:.2g})" for n, p in zip(self.property.constraint_names, last["p_values"])
+                    if p <= threshold]
+        return (f"did not converge in {self.epoch} epochs: the last test rejects {', '.join(rejected)} "
+                f"(Bonferroni threshold {threshold:.2g}); the last q is kept")
 
     def _unhealthy(self, findings: list) -> bool:
         """Record health findings; True when they end the run (``health="stop"``: state "unhealthy",
@@ -423,7 +457,7 @@ class EPITrainer:
             converged=self.converged, epochs=self.epoch, iterations=self.iteration, wall_time_s=elapsed,
             entropy=entropy, distribution=self.distribution,
             run_dir=str(self.writer.path) if self.writer else None, history=list(self.history),
-            state=self.state, error=self.error, health=list(self.health_findings),
+            state=self.state, error=self.error, health=list(self.health_findings), message=self.message,
         )
 
     # --- persistence --------------------------------------------------------------------------
@@ -446,6 +480,7 @@ class EPITrainer:
             "state": self.state,
             "process": process_identity(),
             "error": self.error,
+            "message": self.message,
             "health": self.health_findings,
             "converged": self.converged,
             "epochs": self.epoch,
@@ -546,6 +581,19 @@ class EPITrainer:
                 trainer.health_watch.initial_entropy = trainer.trace_rows[0][2]
         trainer.state = "stopped"
         return trainer
+
+
+def _raising_method(exc: BaseException, model: Model) -> str:
+    """``Class.method`` of the innermost method of ``model`` in ``exc``'s traceback (where a user's model
+    code failed), else the class name."""
+    name = type(model).__name__
+    where = name
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_locals.get("self") is model:
+            where = f"{name}.{tb.tb_frame.f_code.co_name}"
+        tb = tb.tb_next
+    return where
 
 
 ResultLike = TypeVar("ResultLike", "EPIResult", Run)

@@ -238,6 +238,16 @@ def available_models() -> dict[str, type[Model]]:
     return dict(sorted(_REGISTRY.items()))
 
 
+def _import_problem(exc: Exception) -> str:
+    """What went wrong importing a user's model file, in one line: a syntax error's line and text, a
+    declaration's own message (``bounds[a]: lower (1.0) must be < upper (1.0)``), else type and message."""
+    if isinstance(exc, SyntaxError):
+        return f"syntax error at line {exc.lineno}: {exc.msg}"
+    if isinstance(exc, InputError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
 def load_model_class(spec: str) -> type[Model]:
     """A model class from a registry name or ``path/to/file.py:ClassName``."""
     if ":" in spec and spec.split(":", 1)[0].endswith(".py"):
@@ -252,7 +262,7 @@ def load_model_class(spec: str) -> type[Model]:
         try:
             module_spec.loader.exec_module(module)
         except Exception as exc:  # a user file: report, don't crash the caller
-            raise InputError("model", f"could not import {path}: {exc!r}") from exc
+            raise InputError("model", f"could not import {path}: {_import_problem(exc)}") from exc
         cls = getattr(module, cls_name, None)
         if not (isinstance(cls, type) and issubclass(cls, Model)):
             raise InputError("model", f"{path} has no Model subclass named {cls_name!r}")
