@@ -384,9 +384,9 @@ class TrainingRunner:
         """The training ran ``max_wall_time_s``: stop it (it checkpoints; Resume continues it)."""
         if not self.running:
             return
-        self._stop_note = (f"stopped after {limit:g} s, this server's limit on one training's wall time "
+        self._stop_note = (f"it reached this server's limit of {limit:g} s on one training's wall time "
                            "(max_wall_time_s); its checkpoint is kept and Resume continues it")
-        self._put("message", level="warning", text=f"Training {self._stop_note}")
+        self._put("message", level="warning", text=f"Training stopped: {self._stop_note}")
         self.stop()
 
     def _release(self) -> None:

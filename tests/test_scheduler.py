@@ -134,7 +134,8 @@ def test_wall_time_limit_stops_with_a_checkpoint(tmp_path):
     events = _finished(runner)
     finished = [e.data for e in events if e.kind == "finished"][0]
     assert finished["state"] == "stopped" and finished["iterations"] > 0
-    assert "max_wall_time_s" in finished["message"] and finished["message"].startswith("stopped after 1.5 s")
+    assert finished["message"] == ("it reached this server's limit of 1.5 s on one training's wall time "
+                                   "(max_wall_time_s); its checkpoint is kept and Resume continues it")
     assert any(e.kind == "message" and "max_wall_time_s" in e.data["text"] for e in events)
     assert (tmp_path / "a" / "checkpoint.pt").is_file() and read_run_json(tmp_path / "a")["state"] == "stopped"
 
