@@ -80,6 +80,18 @@ def check_credentials(basic_auth: str) -> None:
                          "without sign-in); choose another user name")
 
 
+def check_oauth(provider: str, key: str | None, secret: str | None) -> None:
+    """An OAuth provider Panel knows, with the client id and secret of the app registered with it."""
+    from panel.auth import AUTH_PROVIDERS
+
+    if provider not in AUTH_PROVIDERS:
+        raise InputError("oauth_provider", f"unknown provider {provider!r}; one of {', '.join(sorted(AUTH_PROVIDERS))}")
+    if not (key and secret):
+        raise InputError("oauth_provider", f"{provider} sign-in needs --oauth-key and --oauth-secret (or "
+                         "PANEL_OAUTH_KEY/PANEL_OAUTH_SECRET): the client id and secret of the app registered "
+                         "with the provider")
+
+
 def configure_users(admins: str | list[str] | None, signed_in: bool) -> None:
     """Export the admins (``users.ADMINS_ENV``) and whether sessions sign in (``users.SIGN_IN_ENV``) for
     every session, in this process and in the forked ones."""
@@ -193,12 +205,14 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
         raise InputError("num_procs", f"must be >= 0 (0: one per CPU core); got {num_procs}")
     if num_procs > 1 and threaded:
         raise InputError("num_procs", "a threaded server runs in this process only; use num_procs=1")
+    # Panel also reads its OAuth settings from PANEL_OAUTH_PROVIDER/_KEY/_SECRET (a secret kept off the command line)
+    oauth_provider = oauth_provider or os.environ.get("PANEL_OAUTH_PROVIDER") or None
     check_auth(address, basic_auth, no_auth, oauth_provider)
     if basic_auth:
         check_credentials(basic_auth)
-    if oauth_provider and not (oauth_key and oauth_secret):
-        raise InputError("oauth_provider", f"{oauth_provider} sign-in needs --oauth-key and --oauth-secret "
-                         "(the client id and secret of the app registered with the provider)")
+    if oauth_provider:
+        check_oauth(oauth_provider, oauth_key or os.environ.get("PANEL_OAUTH_KEY"),
+                    oauth_secret or os.environ.get("PANEL_OAUTH_SECRET"))
     configure_users(admins, signed_in=bool(basic_auth or oauth_provider))
     if (basic_auth or oauth_provider) and not cookie_secret:
         import secrets

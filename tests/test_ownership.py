@@ -18,7 +18,7 @@ from core.property import EmergentProperty
 from core.runs import RunWriter, default_owner, discard_run_dir, load_run, recorded_owner, reserve_run_dir
 from epi_dash.library import RunLibrary, runs_table, stop_run
 from epi_dash.panels.library import JobLibrary, jobs_table
-from epi_dash.serve import check_auth, check_credentials, configure_users
+from epi_dash.serve import check_auth, check_credentials, check_oauth, configure_users
 from epi_dash.users import ADMINS_ENV, SIGN_IN_ENV, require_control
 
 
@@ -187,6 +187,12 @@ def test_serve_checks_credentials_and_counts_oauth_as_sign_in(tmp_path):
     check_auth("0.0.0.0", None, False, oauth_provider="github")
     with pytest.raises(InputError, match="--oauth-provider"):
         check_auth("0.0.0.0", None, False)
+    check_oauth("github", "client-id", "client-secret")
+    with pytest.raises(InputError, match="unknown provider 'githb'; one of .*github") as exc:
+        check_oauth("githb", "client-id", "client-secret")
+    assert exc.value.field == "oauth_provider"
+    with pytest.raises(InputError, match="needs --oauth-key and --oauth-secret"):
+        check_oauth("github", "client-id", None)
 
 
 def test_serve_admins_flag_names_the_admins(monkeypatch):
