@@ -94,14 +94,46 @@ def _class_names(path: Path) -> list[str]:
     return [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
 
 
+def _catalog_key(folders: list[Path]) -> tuple:
+    """What a catalog depends on: the registered models and each folder's ``*.py`` files with their
+    modification times and sizes."""
+    key = []
+    for folder in folders:
+        try:
+            files = tuple((p.name, st.st_mtime_ns, st.st_size) for p in sorted(folder.glob("*.py"))
+                          for st in [p.stat()])
+        except OSError:
+            files = None
+        key.append((str(folder), folder.is_dir(), files))
+    return tuple(available_models()), tuple(key)
+
+
+#: catalogs by ``_catalog_key``: every session of a server process shares one (discovery imports user files)
+_CATALOGS: dict[tuple, ModelCatalog] = {}
+_CATALOGS_LOCK = threading.Lock()
+
+
 def discover_models(model_path: list[str | Path] | None = None) -> ModelCatalog:
     """Built-in models plus every ``Model`` subclass defined in ``*.py`` files of ``model_path``.
 
     A file that fails to import is reported in ``problems`` instead of raising, so one broken
-    user file never hides the other models.
+    user file never hides the other models. Sessions share the result while no file in the folders
+    changes (a new, edited or removed file is discovered by the next session); each gets its own copy.
     """
+    folders = [Path(p).expanduser() for p in (model_path or [])]
+    key = _catalog_key(folders)
+    with _CATALOGS_LOCK:
+        if key not in _CATALOGS:
+            if len(_CATALOGS) >= 16:  # files edited again and again: forget the old versions
+                _CATALOGS.clear()
+            _CATALOGS[key] = _discover(folders)
+        found = _CATALOGS[key]
+    return ModelCatalog(dict(found.specs), list(found.problems))
+
+
+def _discover(folders: list[Path]) -> ModelCatalog:
     catalog = ModelCatalog({name: name for name in available_models()})
-    for folder in [Path(p).expanduser() for p in (model_path or [])]:
+    for folder in folders:
         if not folder.is_dir():
             catalog.problems.append(f"model path {folder} is not a folder")
             continue

@@ -36,6 +36,8 @@ class SamplesView:
         self.explorer: DegeneracyExplorer | None = None
         self._pairplot: PairplotFigure | None = None
         self._renders = 0  # pairplot draws so far: show() draws only if changing the dims did not
+        #: the tab has been shown: the pairplot is drawn from then on (before, drawing waits: ~0.4 s a session)
+        self.active = False
         self._dims_from_hessian = False
         self.dims_select = pn.widgets.MultiChoice(label=f"Parameters in the pairplot (up to {MAX_PAIRPLOT_DIMS})",
                                                   options={}, value=[], max_items=MAX_PAIRPLOT_DIMS, width=420)
@@ -88,9 +90,20 @@ class SamplesView:
         self.predictive_area.objects = [self._explained("predictive", pn.Column(*predictive,
                                                                                 sizing_mode="stretch_width"))]
 
+    def activate(self) -> None:
+        """The tab is shown: draw the pairplot now (once; later runs redraw it at once)."""
+        if not self.active:
+            self.active = True
+            if self.live is not None:
+                self.render_pairplot()
+
     def render_pairplot(self, _event=None) -> None:
         self._renders += 1
         dims = sorted(self.dims_select.value)[:MAX_PAIRPLOT_DIMS]
+        if not self.active:
+            self._pairplot = None
+            self.pairplot_area.objects = []
+            return
         if len(dims) < 2:
             self._pairplot = None
             self.pairplot_area.objects = [pn.pane.Markdown("Choose at least two parameters.")]

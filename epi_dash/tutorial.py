@@ -7,7 +7,7 @@ from pathlib import Path
 
 import panel as pn
 
-from .workbench import Workbench, ensure_extensions
+from .workbench import Workbench, attached_at_once, ensure_extensions
 
 #: fewer, cheaper iterations than the paper's settings (batch 200, not 500). The penalty c has to grow over
 #: several epochs before the variance constraints pass (LDS seeds 1-2: epochs 7-8), and with epochs of
@@ -97,9 +97,9 @@ class Tutorial:
                           self.example_button, self.missing,
                           title="Lessons", sizing_mode="stretch_width")
         wb = self.workbench
-        return pn.template.FastListTemplate(
+        return attached_at_once(pn.template.FastListTemplate(
             title="EPI tutorial", sidebar=[lessons, *wb.sidebar()], main=[wb.tabs], sidebar_width=400,
-            accent_base_color="#2ca02c", header_background="#1e5631", theme_toggle=False)
+            accent_base_color="#2ca02c", header_background="#1e5631", theme_toggle=False))
 
 
 def create_tutorial(runs_dir: str | Path | None = None, model_path: list[str | Path] | None = None
