@@ -224,6 +224,11 @@ class TrainingRunner:
         """True while the training submitted last waits for a slot."""
         return self._job is not None and self._job.state == "queued"
 
+    def _awaiting_admission(self) -> bool:
+        """Queued, or admitted and its thread not yet started."""
+        job, thread = self._job, self._thread
+        return job is not None and job.state in ("queued", "running") and not (thread is not None and thread.is_alive())
+
     def queue_position(self) -> tuple[int, int] | None:
         """(position, number waiting) while the training waits for a slot; else None."""
         if not self.queued or self._sched is None:
@@ -321,7 +326,13 @@ class TrainingRunner:
         return out
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for training and any analysis to end (tests, benchmarks, shutdown)."""
+        """Wait for training and any analysis to end, and first for a queued training's turn (tests,
+        benchmarks, shutdown)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._awaiting_admission() and (deadline is None or time.monotonic() < deadline):
+            time.sleep(0.05)
+        if deadline is not None:
+            timeout = max(0.0, deadline - time.monotonic())
         if self._thread is not None:
             self._thread.join(timeout)
         for t in list(self._analysis_threads):

@@ -218,3 +218,14 @@ def test_the_training_records_its_owner(tmp_path):
     runner.start(*_lds(iters_per_epoch=2), run_dir=tmp_path / "a")
     _finished(runner)
     assert read_run_json(tmp_path / "a")["owner"] == "dora"
+
+
+def test_join_waits_for_a_queued_training(tmp_path):
+    sched = Scheduler(ServerLimits(max_concurrent=1))
+    first, second = _runner(sched), _runner(sched)
+    first.start(*_lds(), run_dir=tmp_path / "a")
+    second.start(*_lds(), run_dir=tmp_path / "b")
+    assert second.queued
+    second.join(120)  # through its wait for the first and its own training
+    assert not second.running and not first.running
+    assert [e.data["state"] for e in second.drain() if e.kind == "finished"] == ["finished"]
