@@ -78,6 +78,16 @@ class Scheduler:
         """(position, number waiting) of a waiting training; None once it runs or ended."""
         return self.queue.position(job_id)
 
+    def jobs(self) -> list[dict]:
+        """Every training this process knows of, for an admin view: job id, owner, state ("running",
+        "queued", "remote") and the waiting position (1-based; None unless queued)."""
+        with self._lock:
+            remote = dict(self._remote)
+        rows = [{"job": j.job_id, "owner": j.owner, "state": "running", "position": None} for j in self.queue.running()]
+        rows += [{"job": j.job_id, "owner": j.owner, "state": "queued", "position": n}
+                 for n, j in enumerate(self.queue.order(), 1)]
+        return rows + [{"job": job, "owner": owner, "state": "remote", "position": None} for job, owner in remote.items()]
+
     def cancel(self, job_id: str, user: str) -> None:
         """Remove a waiting training. Its owner or an admin may (InputError "job" otherwise, or when it is
         not waiting any more: then stop it instead)."""

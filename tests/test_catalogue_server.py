@@ -37,6 +37,8 @@ def test_too_many_runs_of_one_user(monkeypatch):
     with pytest.raises(InputError) as err:
         sched.cancel("a2", "bob")
     assert str(err.value) == "job: a2 belongs to alice, not to bob"
+    assert [(j["job"], j["state"], j["position"]) for j in sched.jobs()] == [("a1", "running", None),
+                                                                            ("a2", "queued", 1)]
     sched.cancel("a2", "alice")
     sched.check("alice", batch_size=500, iterations=10)
 
