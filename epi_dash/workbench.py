@@ -18,7 +18,7 @@ from pathlib import Path
 import panel as pn
 
 from core.errors import InputError
-from core.runs import load_run, reserve_run_dir
+from core.runs import discard_run_dir, load_run, reserve_run_dir
 
 from .compare import compare_methods_area
 from .config import (configure_torch_threads, discover_models, executor_from_env, model_path_from_env,
@@ -35,6 +35,7 @@ from .preflight_view import PreflightPanel
 from .runner import TrainingRunner
 from .state import SetupState
 from .sweep_view import SweepView
+from .users import current_user, require_control
 
 log = logging.getLogger(__name__)
 TRAINING = ("running", "starting", "stopping")
@@ -131,7 +132,7 @@ class Workbench(pn.viewable.Viewer):
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
         safe_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", model.model_name or type(model).__name__)[-40:]
         try:
-            run_dir = reserve_run_dir(self.runs_dir, f"{safe_name}-{stamp}")
+            run_dir = reserve_run_dir(self.runs_dir, f"{safe_name}-{stamp}", owner=current_user())
         except (OSError, InputError) as exc:
             return self.notify("error", f"runs_dir: cannot create a run in {self.runs_dir}: {exc}")
         self._new_live(model, prop.mean, prop.std)
@@ -140,7 +141,7 @@ class Workbench(pn.viewable.Viewer):
         try:
             self.runner.start(model, prop, flow, opt, run_dir, model_spec=self.setup.model_spec)
         except InputError as exc:  # e.g. over a server limit: said in the status line and a notice
-            run_dir.rmdir()
+            discard_run_dir(run_dir)  # it holds only the run.json naming its owner
             self.live.state.status, self.live.state.message = "refused", f"{exc.field}: {exc.message}"
             self._update_progress()
             return self.notify("error", f"{exc.field}: {exc.message}")
@@ -159,6 +160,7 @@ class Workbench(pn.viewable.Viewer):
         if self.live is None or not self.live.state.run_dir:
             return
         try:
+            require_control(self.live.state.run_dir)  # another user's run: refused naming "run"
             self.runner.resume(self.live.state.run_dir, device=self.setup.device)
         except InputError as exc:
             return self.notify("error", f"{exc.field}: {exc.message}")

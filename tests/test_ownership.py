@@ -207,3 +207,26 @@ def test_serve_admins_flag_names_the_admins(monkeypatch):
     configure_users(args.admins, signed_in=True)
     assert os.environ[ADMINS_ENV] == "alice,bob" and is_admin("bob") and not is_admin("carol")
     assert not is_admin("local")  # with sign-in, "local" is nobody's admin
+
+
+def test_a_signed_in_users_workbench_training_is_hers_and_another_user_cannot_resume_it(tmp_path, signed_in,
+                                                                                         monkeypatch):
+    import panel as pn
+
+    from epi_dash.workbench import ensure_extensions
+
+    from .test_dashboard_workbench import _pump, _workbench
+
+    ensure_extensions()
+    monkeypatch.setattr(type(pn.state), "user", property(lambda self: "alice"))
+    wb = _workbench(tmp_path)
+    wb.start()
+    _pump(wb)
+    run_dir = wb.runner.run_dir
+    assert load_run(run_dir).owner == "alice" and load_run(run_dir).state in ("finished", "converged")
+    assert wb.library.table.value["run"].tolist() == [run_dir.name]
+    monkeypatch.setattr(type(pn.state), "user", property(lambda self: "bob"))
+    notices = []
+    wb.notify = lambda level, text: notices.append((level, text))
+    wb.resume()  # bob's session pointed at alice's run
+    assert notices == [("error", f"run: {run_dir.name} belongs to another user")] and not wb.runner.running
