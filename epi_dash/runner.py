@@ -52,7 +52,7 @@ from core.epi import EpochRecord, EPITrainer, IterationRecord
 from core.epi_job import KIND, build_trainer, epi_settings, train_epi
 from core.errors import InputError, TrainingError
 from core.jobs import FINISHED_STATES, JobContext, run_job
-from core.runs import final_entropy, json_default, read_run_json
+from core.runs import discard_run_dir, final_entropy, json_default, read_run_json
 from core.model import Model
 from core.property import EmergentProperty
 from core.settings import FlowSettings, OptimizerSettings
@@ -375,7 +375,7 @@ class TrainingRunner:
                 pass
         else:
             try:
-                run_dir.rmdir()  # the empty folder reserved for it
+                discard_run_dir(run_dir)  # the folder reserved for it (empty, or only its owner's run.json)
             except OSError:
                 pass
         by = "" if user == self._job_owner else f" by {user}"

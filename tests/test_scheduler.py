@@ -12,7 +12,7 @@ from core.errors import InputError
 from core.limits import ServerLimits
 from core.model import load_model
 from core.property import EmergentProperty
-from core.runs import read_run_json
+from core.runs import read_run_json, reserve_run_dir
 from core.settings import settings_for
 from epi_dash.runner import AnalysisSettings, TrainingRunner
 from epi_dash.scheduler import Scheduler, reset_scheduler, scheduler
@@ -79,8 +79,8 @@ def test_cancel_a_queued_training_owner_only(tmp_path):
     sched = Scheduler(ServerLimits(max_concurrent=1))
     first, queued = _runner(sched, owner="carol"), _runner(sched)
     first.start(*_lds(**LONG), run_dir=tmp_path / "a")
-    (tmp_path / "b").mkdir()  # the workbench reserves the folder before it starts
-    queued.start(*_lds(), run_dir=tmp_path / "b")
+    reserved = reserve_run_dir(tmp_path, "b", owner="alice")  # as the workbench does before it starts
+    queued.start(*_lds(), run_dir=reserved)
     with pytest.raises(InputError) as err:
         queued.cancel("bob")
     assert err.value.field == "job" and err.value.message.endswith("belongs to alice, not to bob")
