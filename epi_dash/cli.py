@@ -28,6 +28,7 @@ from core import (
     reserve_run_dir,
     settings_for,
 )
+from core.runs import read_run_json, run_state
 from core.settings import FlowSettings, OptimizerSettings
 
 from .runner import startup_phase
@@ -147,6 +148,8 @@ def _report(result) -> int:
         return 0
     print(f"{'converged' if result.converged else 'NOT converged'} after {result.epochs} epochs, "
           f"{result.iterations} iterations, {result.wall_time_s:.1f} s; entropy {result.entropy:.3f}; run in {where}")
+    if not result.converged and getattr(result, "message", ""):
+        print(result.message)
     return 0 if result.converged else 3
 
 
@@ -185,6 +188,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_resume(args) -> int:
+    if (Path(args.run_dir) / "run.json").is_file() and run_state(read_run_json(args.run_dir)) == "running":
+        raise InputError("run_dir", f"{args.run_dir} is still training in another process; stop it first "
+                         "(or wait until it is listed as interrupted)")
     trainer = EPITrainer.resume(args.run_dir, device=args.device)
     return _report(_train_one(trainer, args.quiet))
 

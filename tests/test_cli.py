@@ -159,3 +159,20 @@ def test_progress_bar_says_what_happens_before_the_first_iteration(tmp_path, cap
     err = capsys.readouterr().err
     assert "initializing q: Gaussian fit, then the baseline test" in err
     assert "50/50" in err and "H " in err  # then the bar counts iterations and shows the entropy
+
+
+def test_resume_refuses_a_run_that_is_still_training(tmp_path, capsys):
+    """`epi-dash resume` on a run whose trainer is alive (this process) would start a second trainer in
+    the same directory: refused, naming run_dir, and nothing is written."""
+    import json as _json
+
+    from core.runs import process_identity
+    from epi_dash.cli import main as cli_main
+
+    run = tmp_path / "live"
+    run.mkdir()
+    (run / "run.json").write_text(_json.dumps({"state": "running", "process": process_identity()}))
+    assert cli_main(["resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: run_dir: {run} is still training in another process" in err
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]
