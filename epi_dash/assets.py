@@ -16,6 +16,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).parent
 STATIC = PACKAGE / "static"
+#: the page at ``/`` listing the apps (``pn.serve(index=...)``); Panel's own asks Google Fonts and its CDN
+INDEX_HTML = STATIC / "index.html"
 
 #: name of the page resources added to ``pn.config`` (so calling twice adds nothing twice)
 RESOURCE_NAME = "epi_dash_local_assets"
@@ -25,7 +27,7 @@ class LocalAssets:
     """The files under ``static/`` that Panel's component route may serve (paths relative to this module)."""
 
     __css__ = sorted(p.relative_to(PACKAGE).as_posix() for p in STATIC.rglob("*")
-                     if p.is_file() and p.name != "README.md")
+                     if p.is_file() and p not in (INDEX_HTML, STATIC / "README.md"))
 
 
 def asset_url(path: str) -> str:

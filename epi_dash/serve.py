@@ -32,7 +32,8 @@ from pathlib import Path
 
 from core.errors import InputError
 
-from .assets import serve_assets_locally
+from .assets import INDEX_HTML, serve_assets_locally
+from .closed_pages import quiet_closed_pages
 from .config import MODEL_PATH_ENV, RUNS_DIR_ENV, SCHEDULER_ENV
 
 
@@ -227,11 +228,13 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
     if num_procs > 1:
         end_workers_with_supervisor(os.getpid())
     serve_assets_locally()  # fonts and icons from this server, not the internet
+    quiet_closed_pages()  # a tab closed mid-write is no traceback
     pages = apps()
+    pn.config.index_titles = {f"/{route}": APPS[route][2] for route in pages}  # the cards at /
     return pn.serve(
         pages, address=address, port=port, websocket_origin=websocket_origins(address, port, allow_websocket_origin),
         show=show, threaded=threaded, title={route: APPS[route][2] for route in pages},
-        verbose=True, num_procs=num_procs,
+        verbose=True, num_procs=num_procs, index=str(INDEX_HTML),
         **({"basic_auth": basic_auth, "cookie_secret": cookie_secret} if basic_auth else {}),
         **({"oauth_provider": oauth_provider, "oauth_key": oauth_key, "oauth_secret": oauth_secret,
             "cookie_secret": cookie_secret} if oauth_provider else {}),
