@@ -43,6 +43,8 @@ class EPISetupForm(pn.viewable.Viewer):
         self.device_error = self.messages.inline(["device"])
         self.advanced = pn.Card(title="Advanced: flow and optimizer (paper defaults per model)",
                                 collapsed=True, sizing_mode="stretch_width")
+        # its ~25 widgets are built when it is first opened (a third of an arriving session's page otherwise)
+        self.advanced.param.watch(lambda _e: None if self.advanced.objects else self.render_advanced(), "collapsed")
         #: "mean[stat]" / "std[stat]" -> the message pane beside that statistic's inputs
         self._target_errors: dict[str, pn.pane.Markdown] = {}
         #: ("mean" | "std", statistic) -> its input widget
@@ -87,6 +89,13 @@ class EPISetupForm(pn.viewable.Viewer):
                                      margin=(0, 10), styles={"font-size": "12px"})
             rows += [title, pn.Row(*inputs), err]
         self.property_area.objects = rows
+        self.render_advanced()
+
+    def render_advanced(self) -> None:
+        """The flow and optimizer widgets in the Advanced card, once it has been opened (built later, they
+        show the set-up's current values: the settings live in ``setup.flow`` and ``setup.opt``)."""
+        if self.advanced.collapsed and not self.advanced.objects:
+            return
         self.advanced.objects = [
             pn.pane.Markdown("**Normalizing flow**"), param_form(self.setup.flow, ADVANCED_FLOW),
             pn.pane.Markdown("**Augmented Lagrangian optimizer**"), param_form(self.setup.opt, ADVANCED_OPT)]
