@@ -17,6 +17,17 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def fresh_training_scheduler():
+    """Each test starts with an empty training queue: a training one test leaves running must not make a
+    later test's trainings wait for a slot (the scheduler is one per process, like a server's)."""
+    import sys
+
+    yield
+    if "epi_dash.scheduler" in sys.modules:
+        sys.modules["epi_dash.scheduler"].reset_scheduler()
+
+
 @pytest.fixture
 def user_model_spec() -> str:
     return f"{DATA / 'oscillator_model.py'}:DampedOscillator"
