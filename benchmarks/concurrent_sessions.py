@@ -26,9 +26,12 @@ def _measure_process(model_name: str, runs: int, seconds: float, warmup_timeout:
     import torch
 
     from core import EmergentProperty, load_model, settings_for
+    from core.limits import ServerLimits
     from epi_dash.runner import TrainingRunner
+    from epi_dash.scheduler import reset_scheduler
 
     torch.set_num_threads(1)
+    reset_scheduler(ServerLimits(max_concurrent=runs))  # every run trains at once (no queue): what is measured
     runners = []
     with tempfile.TemporaryDirectory() as tmp:
         for k in range(runs):
