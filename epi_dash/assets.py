@@ -37,11 +37,27 @@ def asset_url(path: str) -> str:
     return component_resource_path(LocalAssets, "__css__", f"static/{path}")
 
 
+def panel_css_from_this_server(_context: object = None) -> None:
+    """Give the session's document the local path of Panel's CSS, unless resources come from a CDN.
+
+    Panel sets it when it renders a page's HTML. A page that connects after its session expired (a slow
+    arrival at a busy server: Bokeh keeps an unconnected session 15 s) gets a session built anew, with
+    no HTML rendered, and its stylesheets would then point at cdn.holoviz.org."""
+    import panel as pn
+    from panel.io.resources import LOCAL_DIST, use_cdn
+
+    doc = pn.state.curdoc
+    if doc is None or use_cdn():
+        return
+    rel_path = pn.state.rel_path
+    doc._template_variables.setdefault("dist_url", f"{rel_path}/{LOCAL_DIST}" if rel_path else LOCAL_DIST)
+
+
 def serve_assets_locally() -> None:
     """Load Open Sans and the Tabler icons from this server instead of Google Fonts and jsDelivr.
 
-    Process-wide for the font (the Fast design's class-level resource) and for ``pn.config`` when
-    called outside a session; idempotent."""
+    Process-wide for the font (the Fast design's class-level resource) and for ``pn.config`` and
+    :func:`panel_css_from_this_server` when called outside a session (else for the session); idempotent."""
     import panel as pn
     from panel.theme.fast import Fast
 
@@ -50,3 +66,7 @@ def serve_assets_locally() -> None:
     pn.config.css_files = [*[c for c in pn.config.css_files if not str(c).endswith("fonts/open-sans.css")],
                            asset_url("fonts/open-sans.css")]
     pn.config.js_files = {**pn.config.js_files, RESOURCE_NAME: asset_url("offline.js")}
+    if pn.state.curdoc is not None:  # an apps/*.py script, in its session
+        panel_css_from_this_server()
+    elif panel_css_from_this_server not in pn.state._on_session_created:
+        pn.state.on_session_created(panel_css_from_this_server)
