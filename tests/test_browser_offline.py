@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-expect = pytest.importorskip("playwright.sync_api").expect
 
 from epi_dash.closed_pages import closed_page_handler, quiet_closed_pages
 from tests.browser import browser_page, free_port, open_app, requires_browser, wait_http
@@ -99,6 +98,8 @@ def _problems(log: Path) -> list[str]:
 @requires_browser
 @pytest.mark.browser
 def test_closing_pages_mid_training_logs_no_traceback(tmp_path):
+    from playwright.sync_api import expect
+
     with _epi_dash_serve(tmp_path, QUICK_CLEANUP) as (base, log, runs), browser_page() as first:
         pages = [first, *(first.context.browser.new_page(viewport=first.viewport_size) for _ in range(2))]
         blocked = [_block_the_internet(page.context) for page in pages]
