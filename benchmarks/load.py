@@ -13,13 +13,17 @@ pages share a browser context):
    its status line says "Ready." (ready time, from the common start);
 3. one page after the other, a *widget round trip* on every arrived page (``--round-trips`` each): type a
    bad sd, until the server's validation message shows; type it back, until the message goes;
-4. the trainings' iterations/s from before the arrival to the end of the round trips.
+4. the trainings' iterations/s from before the arrival to the end of the round trips, then over another
+   ``--window`` with every page open and idle.
 
 Printed: ready time p50/max, round trip p50/p95, the largest RSS of the server processes (all workers
-and the supervisor), errors (pages that were not ready or whose round trip timed out, page errors,
-console errors, tracebacks in the server's log: must be 0) and the trainings' speed under load against
-the solo speed. Everything is bounded: ``--timeout`` per page and per round trip, servers and browser
-killed on exit. ``--quick``: 5 pages, 1 training, short windows.
+and the supervisor), the CPU seconds the server processes used while the pages arrived (the machine's
+other load does not inflate it: the server's work per page), errors (pages that were not ready or whose
+round trip timed out, page errors, console errors, tracebacks in the server's log: must be 0) and the
+trainings' speed: solo, T together before the arrival, while pages arrive and type, with the pages open.
+Everything is bounded: ``--timeout`` per page and per round trip, servers and browser killed on exit.
+``--quick``: 5 pages, 1 training, short windows. The browsers run on the same machine as the server here
+(unlike a workshop's): they take CPU from the server and the trainings.
 """
 
 from __future__ import annotations
@@ -202,6 +206,16 @@ def round_trip(page, timeout: float) -> list[float]:
     return [t1 - t0, time.monotonic() - t1]
 
 
+def server_tracebacks(log: str) -> list[str]:
+    """Each traceback in a server log, as its last line (the exception) and the line before it."""
+    found = []
+    for block in log.split("Traceback (most recent call last):")[1:]:
+        lines = [line for line in block.splitlines() if line.strip()]
+        tail = next((k for k, line in enumerate(lines) if not line.startswith(" ")), len(lines) - 1)
+        found.append("server traceback: " + " | ".join(lines[max(0, tail - 1):tail + 1])[:300])
+    return found
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -250,11 +264,14 @@ def measure(num_procs: int, pages: int, trainings: int, window: float, repeats: 
                         errors.append(f"round trip on page {k}: {type(exc).__name__}: {str(exc)[:200]}")
             rss.append(tree_rss_mb(pid))
             loaded = rates(trainers, since) if trainers else []
+            since = counts(trainers)
+            time.sleep(window if trainers else 0)
+            idle = rates(trainers, since) if trainers else []  # every page open, nobody typing
+            rss.append(tree_rss_mb(pid))
             errors += browser.errors
         finally:
             browser.close()
-    tracebacks = log_path.read_text(errors="replace").count("Traceback")
-    errors += [f"{tracebacks} traceback(s) in {log_path}"] if tracebacks else []
+    errors += server_tracebacks(log_path.read_text(errors="replace"))
     done = [r for r in ready if r is not None]
     return dict(num_procs=num_procs, pages=pages, trainings=trainings, ready_p50_s=percentile(done, 50),
                 ready_max_s=max(done) if done else float("nan"), ready_s=ready, round_trip_p50_s=percentile(trips, 50),
@@ -263,7 +280,9 @@ def measure(num_procs: int, pages: int, trainings: int, window: float, repeats: 
                 errors=len(errors), error_messages=errors[:20], solo_its=solo,
                 together_its=statistics.mean(together) if together else None,
                 loaded_its=statistics.mean(loaded) if loaded else None,
-                loaded_vs_solo=statistics.mean(loaded) / solo if loaded and solo else None)
+                loaded_vs_solo=statistics.mean(loaded) / solo if loaded and solo else None,
+                open_its=statistics.mean(idle) if idle else None,
+                open_vs_solo=statistics.mean(idle) / solo if idle and solo else None)
 
 
 def fmt(x, spec: str = ".1f") -> str:
@@ -272,13 +291,15 @@ def fmt(x, spec: str = ".1f") -> str:
 
 def table(rows: list[dict]) -> str:
     lines = ["| server processes | pages | trainings | ready p50 / max (s) | round trip p50 / p95 (s) | server RSS (MB) "
-             "| server CPU s while they arrive | errors | it/s per training: solo / T alone / under load (ratio to solo) |",
+             "| server CPU s while they arrive | errors | it/s per training: solo / T together / pages arriving "
+             "and typing / pages open (ratio to solo) |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['num_procs']} | {r['pages']} | {r['trainings']} | {fmt(r['ready_p50_s'])} / "
                      f"{fmt(r['ready_max_s'])} | {fmt(r['round_trip_p50_s'], '.2f')} / {fmt(r['round_trip_p95_s'], '.2f')} | "
                      f"{fmt(r['server_rss_mb'], '.0f')} | {fmt(r['arrival_cpu_s'])} | {r['errors']} | {fmt(r['solo_its'], '.0f')} / "
-                     f"{fmt(r['together_its'], '.0f')} / {fmt(r['loaded_its'], '.0f')} ({fmt(r['loaded_vs_solo'], '.2f')}) |")
+                     f"{fmt(r['together_its'], '.0f')} / {fmt(r['loaded_its'], '.0f')} ({fmt(r['loaded_vs_solo'], '.2f')}) / "
+                     f"{fmt(r['open_its'], '.0f')} ({fmt(r['open_vs_solo'], '.2f')}) |")
     return "\n".join(lines)
 
 
