@@ -33,18 +33,15 @@ import contextlib
 import json
 import os
 import re
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
 
-from tests.browser import CHROMIUM, LAUNCH_ARGS, fill, free_port, wait_http
+from tests.browser import CHROMIUM, LAUNCH_ARGS, fill, free_port, served
 
-ROOT = Path(__file__).resolve().parents[1]
 #: the LDS property field the round trip types into, the bad value, and the server's message for it
 FIELD, BAD, MESSAGE = "sd (rad/s)", "-1", "standard deviation must be > 0"
 #: a training that outlasts any measurement (Stop is never needed: the server is killed)
@@ -68,20 +65,10 @@ def serve_workbench(num_procs: int, runs_dir: Path, log_path: Path, timeout: flo
     port = free_port()
     cmd = [sys.executable, "-m", "epi_dash.cli", "serve", "--port", str(port), "--num-procs", str(num_procs),
            "--runs-dir", str(runs_dir)]
+    env = {**os.environ, "EPI_DASH_TORCH_THREADS": "1"}
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "EPI_DASH_TORCH_THREADS": "1"}, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            wait_http(f"http://127.0.0.1:{port}/", proc, timeout)  # the index: builds no session
+        with served(cmd, "/", port, log, env, timeout, stop_timeout=20) as proc:  # the index: builds no session
             yield f"http://127.0.0.1:{port}", proc.pid
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
 
 
 def process_tree(pid: int) -> list[int]:

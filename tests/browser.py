@@ -81,27 +81,35 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def serve_apps(paths: list[str | Path], env: dict[str, str] | None = None, timeout: float = 60) -> Iterator[str]:
-    """``panel serve`` the given app scripts on a free localhost port; yields the base URL."""
-    port = free_port()
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / f"panel-serve-{port}.log", "w")
-    cmd = [sys.executable, "-m", "panel", "serve", *map(str, paths), "--address", "127.0.0.1",
-           "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log,
+def served(cmd: list[str], ready_path: str, port: int, log, env: dict[str, str] | None = None,
+           timeout: float = 60, stop_timeout: float = 10) -> Iterator[subprocess.Popen]:
+    """Run a server command (its own process group) until ``ready_path`` answers; stop the group after."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env if env is not None else dict(os.environ), stdout=log,
                             stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"{base}/liveness", proc, timeout)  # GET on an app would build a whole session
-        yield base
+        wait_http(f"http://127.0.0.1:{port}{ready_path}", proc, timeout)
+        yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(10)
+            proc.wait(stop_timeout)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+            proc.wait(10)
+
+
+@contextlib.contextmanager
+def serve_apps(paths: list[str | Path], env: dict[str, str] | None = None, timeout: float = 60) -> Iterator[str]:
+    """``panel serve`` the given app scripts on a free localhost port; yields the base URL."""
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "panel", "serve", *map(str, paths), "--address", "127.0.0.1",
+           "--port", str(port), "--allow-websocket-origin", f"127.0.0.1:{port}", "--liveness"]
+    with open(ARTIFACTS / f"panel-serve-{port}.log", "w") as log:
+        # GET /liveness: a GET on an app would build a whole session
+        with served(cmd, "/liveness", port, log, {**os.environ, **(env or {})}, timeout):
+            yield f"http://127.0.0.1:{port}"
 
 
 @contextlib.contextmanager

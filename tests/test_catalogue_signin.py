@@ -6,9 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
-import subprocess
 import sys
 import urllib.error
 import urllib.parse
@@ -20,7 +18,7 @@ from core.jobs import STOP_FILE
 from epi_dash.library import RunLibrary
 from epi_dash.users import ADMINS_ENV, SIGN_IN_ENV
 
-from .browser import ARTIFACTS, ROOT, free_port, wait_http
+from .browser import ARTIFACTS, free_port, served
 
 CREDENTIALS = {"alice": "pw1", "bob": "pw2"}
 
@@ -44,23 +42,12 @@ def epi_dash_serve(tmp_path: Path, *flags: str, timeout: float = 60) -> Iterator
     creds.write_text(json.dumps(CREDENTIALS))
     port = free_port()
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / f"epi-dash-serve-{port}.log", "w")
     cmd = [sys.executable, "-m", "epi_dash.cli", "serve", "--port", str(port), "--runs-dir", str(tmp_path / "runs"),
            "--basic-auth", str(creds), *flags]
     env = {k: v for k, v in os.environ.items() if k not in (ADMINS_ENV, SIGN_IN_ENV)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/login", proc, timeout)  # the login page: no session is built
-        yield base
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
+    with open(ARTIFACTS / f"epi-dash-serve-{port}.log", "w") as log:
+        with served(cmd, "/login", port, log, env, timeout):  # the login page: no session is built
+            yield f"http://127.0.0.1:{port}"
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
