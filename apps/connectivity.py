@@ -1,9 +1,7 @@
 """Connectivity app: ``panel serve apps/connectivity.py`` (runs dir: $EPI_DASH_RUNS_DIR)."""
 
-from epi_dash.assets import serve_assets_locally
-from epi_dash.closed_pages import quiet_closed_pages
+from epi_dash.serve import prepare_pages
 from epi_dash.connectivity_app import create_connectivity_app
 
-serve_assets_locally()  # fonts and icons from this server, not the internet
-quiet_closed_pages()  # a tab closed mid-write is no traceback
+prepare_pages()  # fonts and icons from this server; a closed tab is no traceback
 create_connectivity_app().servable(title="Connectivity")

@@ -48,6 +48,13 @@ def websocket_origins(address: str, port: int, extra: list[str] | None = None) -
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def prepare_pages() -> None:
+    """What every page of this server needs, for ``epi-dash serve`` and each ``apps/*.py`` alike: fonts and
+    icons from this server (not the internet), and no traceback when a tab closes mid-write."""
+    serve_assets_locally()
+    quiet_closed_pages()
+
+
 def check_auth(address: str, basic_auth: str | None, no_auth: bool, oauth_provider: str | None = None) -> None:
     """Refuse to serve a non-loopback address without sign-in unless ``no_auth`` says so explicitly."""
     if address not in LOOPBACK and not basic_auth and not oauth_provider and not no_auth:
@@ -227,8 +234,7 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
             os.environ[SCHEDULER_ENV] = scheduler_address
     if num_procs > 1:
         end_workers_with_supervisor(os.getpid())
-    serve_assets_locally()  # fonts and icons from this server, not the internet
-    quiet_closed_pages()  # a tab closed mid-write is no traceback
+    prepare_pages()
     pages = apps()
     pn.config.index_titles = {f"/{route}": APPS[route][2] for route in pages}  # the cards at /
     return pn.serve(
