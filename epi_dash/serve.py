@@ -151,7 +151,7 @@ def apps() -> dict[str, callable]:
 
 def start_scheduler(scheduler: str) -> str | None:
     """The Dask scheduler address sessions send trainings to: a LocalCluster started now for "local"
-    (closed when the process exits), else ``scheduler`` once it answers. An unreachable scheduler is
+    (one worker process per training slot, ``--max-concurrent``; closed when the process exits), else ``scheduler`` once it answers. An unreachable scheduler is
     reported and None returned: the server still starts, with trainings in its own process."""
     import atexit
 
@@ -163,8 +163,11 @@ def start_scheduler(scheduler: str) -> str | None:
     if scheduler == "local":
         from distributed import LocalCluster
 
-        cluster = LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        from core.limits import ServerLimits
+
+        # K (``--max-concurrent``, default one per CPU core) worker processes: K trainings at once, the rest wait
+        workers = ServerLimits.from_env().concurrency
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
         atexit.register(cluster.close)
         print(f"Dask LocalCluster with {len(cluster.workers)} workers at {cluster.scheduler_address}", flush=True)
         return cluster.scheduler_address
