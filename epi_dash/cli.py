@@ -248,15 +248,29 @@ def cmd_models(args) -> int:
     return 0
 
 
+def end_like_ctrl_c(signum: int, frame) -> None:
+    """SIGTERM handler of ``epi-dash serve`` (systemd, docker stop, kill): end the server as Ctrl-C does, so
+    the interpreter exits normally (status 0) and every session's training stops with a checkpoint
+    (``runner.stop_all_trainings`` at exit). A serving process hands it to Panel's Ctrl-C handler, which stops
+    the IOLoop at its next turn: nothing is raised into whatever the main thread runs then (a ``SystemExit``
+    raised inside a finalizer or an exit callback printed "Exception ignored ... SystemExit: 0"). Before the
+    server runs, and in the supervisor of ``--num-procs`` workers (waiting on them), it exits at once.
+    Once is enough: a second SIGTERM during the shutdown (a process group's, say) is ignored."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    interrupt = signal.getsignal(signal.SIGINT)
+    if callable(interrupt) and interrupt is not signal.default_int_handler:
+        interrupt(signal.SIGINT, frame)
+    else:
+        raise SystemExit(0)
+
+
 def cmd_serve(args) -> int:
     from epi_dash.scheduler import export_limits
     from epi_dash.serve import serve
 
     export_limits(args)  # EPI_DASH_MAX_*: read by every server process's scheduler
 
-    # SIGTERM (systemd, docker stop, kill) ends the server like Ctrl-C: the interpreter exits normally, so
-    # every session's training stops with a checkpoint (runner.stop_all_trainings at exit)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, end_like_ctrl_c)
     try:
         serve(address=args.address, port=args.port, allow_websocket_origin=args.allow_websocket_origin or None,
               runs_dir=args.runs_dir, model_path=args.model_path or None, show=args.show, num_procs=args.num_procs,

@@ -107,7 +107,8 @@ def test_serve_checks_the_number_of_processes(capsys):
 
 def test_serve_ends_cleanly_on_sigterm(tmp_path):
     """systemd/docker stop send SIGTERM: the server must exit normally (code 0), which is what lets the
-    runner's exit hook stop each session's training with a checkpoint (tested in test_dashboard_runner)."""
+    runner's exit hook stop each session's training with a checkpoint (tested in test_dashboard_runner), and
+    quietly: nothing on stderr says an exception was ignored."""
     import signal
     import time
     import urllib.request
@@ -115,8 +116,9 @@ def test_serve_ends_cleanly_on_sigterm(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    err = open(tmp_path / "stderr.txt", "w")
     server = subprocess.Popen([sys.executable, "-m", "epi_dash.cli", "serve", "--port", str(port),
-                               "--runs-dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               "--runs-dir", str(tmp_path / "runs")], stdout=subprocess.DEVNULL, stderr=err)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -131,6 +133,32 @@ def test_serve_ends_cleanly_on_sigterm(tmp_path):
         assert server.wait(60) == 0
     finally:
         server.kill()
+        err.close()
+    stderr = (tmp_path / "stderr.txt").read_text()  # no SystemExit raised into a finalizer or exit callback
+    assert "Exception ignored" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_sigterm_in_a_serving_process_stops_its_loop_and_raises_nothing():
+    """Serving, SIGTERM goes to the server's Ctrl-C handler (Panel's: stop the IOLoop at its next turn); it
+    raises nothing into the code the main thread runs then (a finalizer: "Exception ignored"), and a second
+    SIGTERM is ignored. Not serving yet (the default Ctrl-C handler), it exits at once with status 0."""
+    import signal
+
+    from epi_dash.cli import end_like_ctrl_c
+
+    calls = []
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGINT, lambda signum, _frame: calls.append(signum))
+        end_like_ctrl_c(signal.SIGTERM, None)
+        assert calls == [signal.SIGINT] and signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        with pytest.raises(SystemExit) as exit_info:
+            end_like_ctrl_c(signal.SIGTERM, None)
+        assert exit_info.value.code == 0
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
 
 
 def test_stop_and_resume_from_cli(tmp_path):
