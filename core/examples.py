@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
-from .runs import atomic_write, read_run_json
+from .runs import OWNER_KEY, atomic_write, default_owner, read_run_json
 
 SAMPLE_ROWS = 2000
 SAMPLE_FLOATS = 100_000  # at most this many numbers in z: 2,000 rows in 2 to 50 dimensions, fewer above
@@ -84,23 +84,29 @@ def locate(name: str, root: Path | None = None) -> Example:
     raise InputError("name", f"no example {name!r}; known: {', '.join(e.name for e in examples) or 'none'}")
 
 
-def fetch(name: str, runs_dir: str | Path = "runs", root: Path | None = None, reuse: bool = False) -> Path:
+def fetch(name: str, runs_dir: str | Path = "runs", root: Path | None = None, reuse: bool = False,
+          owner: str | None = None) -> Path:
     """Copy the shipped example ``name`` into ``runs_dir/name`` (or ``name-2``, ...) and return that path.
-    ``reuse``: return ``runs_dir/name`` as it is when it already holds this example (same run.json).
-    The package copy is never written to."""
+    ``owner``: who opens it, recorded as the copy's run.json ``owner`` (so that they may resume it; None:
+    this process's user, ``core.runs.default_owner``). ``reuse``: return ``runs_dir/name`` as it is when it
+    already holds this example copied for the same owner. The package copy is never written to."""
     from .runs import reserve_run_dir
 
     ex = locate(name, root)
     if ex.path is None:
         raise InputError("name", f"example {name!r} is not shipped; build it with: {ex.meta.get('command')}")
+    owner = owner or default_owner()
+    meta = {**read_run_json(ex.path), OWNER_KEY: owner}
+    text = json.dumps(meta, indent=2)
     existing = Path(runs_dir) / name
     if reuse and (existing / "run.json").is_file() and (existing / "checkpoint.pt").is_file() \
-            and (existing / "run.json").read_bytes() == (ex.path / "run.json").read_bytes():
+            and (existing / "run.json").read_text() == text:
         return existing
     dest = reserve_run_dir(runs_dir, name)
-    for f in EXAMPLE_FILES:
+    for f in EXAMPLE_FILES[1:]:
         if (ex.path / f).is_file():
             shutil.copy2(ex.path / f, dest / f)
+    atomic_write(dest / "run.json", lambda p: p.write_text(text))  # last: the copy is whole once it has one
     return dest
 
 
@@ -126,6 +132,7 @@ def _thin_trace(src: Path, dest: Path) -> int:
 def strip_run(src: Path, dest: Path) -> None:
     """Write the stripped copy of run ``src`` into the existing, empty directory ``dest``."""
     meta = read_run_json(src)
+    meta.pop(OWNER_KEY, None)  # a shipped example is nobody's: fetch records who opens it
     every = _thin_trace(src / "trace.csv", dest / "trace.csv") if (src / "trace.csv").is_file() else 1
     meta["example"] = {**(meta.get("example") or {}), "trace_every": every * (meta.get("example") or {}).get("trace_every", 1)}
     (dest / "run.json").write_text(json.dumps(meta, indent=2))

@@ -27,7 +27,7 @@ def cmd_examples(args: argparse.Namespace) -> int:
         return 0
     if action == "fetch":
         ex = examples.locate(args.name)
-        if ex.shipped:
+        if ex.shipped:  # the copy's owner: the OS login name, as for every CLI run (core.runs.default_owner)
             print(examples.fetch(args.name, args.runs_dir))
             return 0
         if not args.build:
@@ -38,7 +38,7 @@ def cmd_examples(args: argparse.Namespace) -> int:
         from .cli import main
 
         out = reserve_run_dir(args.runs_dir, ex.name)
-        out.rmdir()  # train writes it (and refuses an existing run.json)
+        out.rmdir()  # train writes it (and refuses an existing run.json), owned by the OS login name
         print(f"building example {ex.name} (not shipped) in {out}")
         return main(examples.train_argv(ex, out))
     entry = examples.add(args.run_dir, args.name, args.description, command=args.command,

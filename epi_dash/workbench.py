@@ -200,7 +200,7 @@ class Workbench(pn.viewable.Viewer):
             if self.runner.running:
                 return "⚠️ A training or an analysis is running: wait for it or press Stop, then open the example."
             if ex.shipped:
-                path = fetch(name, self.runs_dir, reuse=True)
+                path = fetch(name, self.runs_dir, reuse=True, owner=current_user())  # theirs to resume
                 self.open_run(path)
                 self.library.refresh()
                 return f"Opened example **{name}** (a finished run, copied to `{path}`)."

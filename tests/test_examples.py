@@ -67,6 +67,8 @@ def test_fetch_copies_loads_and_leaves_the_package_alone(tmp_path):
     path = X.fetch("lds", tmp_path)
     assert path == tmp_path / "lds" and X.fetch("lds", tmp_path) == tmp_path / "lds-2"
     assert X.fetch("lds", tmp_path, reuse=True) == path
+    assert X.fetch("lds", tmp_path, reuse=True, owner="alice") == tmp_path / "lds-3"  # not another's copy
+    assert load_run(tmp_path / "lds-3").owner == "alice" and X.fetch("lds", tmp_path, reuse=False, owner="alice")
     q = load_distribution(path)
     assert q.sample(10).shape == (10, 4)
     assert {p: p.stat().st_mtime_ns for p in (X.examples_root() / "lds").iterdir()} == before
@@ -83,6 +85,7 @@ def test_add_strips_refuses_unconverged_and_keeps_the_index(tmp_path):
     root = tmp_path / "pkg"
     entry = X.add(src, "mine", "a copy", command="epi-dash train lds", root=root)
     assert entry["shipped"] and entry["converged"] and X.locate("mine", root).path == root / "mine"
+    assert load_run(src).owner and load_run(root / "mine").owner is None  # a shipped example is nobody's
     ckpt = torch.load(root / "mine" / "checkpoint.pt", weights_only=False)
     assert ckpt["optimizer"]["state"] == {}
     assert load_distribution(root / "mine").sample(5).shape == (5, 4)  # still opens (and resumes)
@@ -118,12 +121,14 @@ def test_strip_thins_trace_and_caps_samples(tmp_path):
         assert d["z"].shape == (X.SAMPLE_FLOATS // 100, 100) and d["log_q"].shape == (1000,)
 
 
-def test_cli_lists_fetches_and_refuses(tmp_path, capsys):
+def test_cli_lists_fetches_and_refuses(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "shelluser")
     assert main(["examples"]) == 0
     out = capsys.readouterr().out
     assert "lds" in out and "shipped" in out and "KB" in out
     assert main(["examples", "fetch", "lds", "--runs-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "lds")
+    assert load_run(tmp_path / "lds").owner == "shelluser"  # the OS login name, as for every CLI run
     assert main(["info", str(tmp_path / "lds")]) == 0
     assert "converged True" in capsys.readouterr().out
     assert main(["examples", "fetch", "nope", "--runs-dir", str(tmp_path)]) == 2

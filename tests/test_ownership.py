@@ -230,3 +230,34 @@ def test_a_signed_in_users_workbench_training_is_hers_and_another_user_cannot_re
     wb.notify = lambda level, text: notices.append((level, text))
     wb.resume()  # bob's session pointed at alice's run
     assert notices == [("error", f"run: {run_dir.name} belongs to another user")] and not wb.runner.running
+
+
+def test_an_example_opened_by_a_signed_in_user_is_hers_to_resume_and_another_user_gets_his_own_copy(
+        tmp_path, signed_in, monkeypatch):
+    import panel as pn
+
+    from core.examples import list_examples
+    from epi_dash.users import may_control
+    from epi_dash.workbench import ensure_extensions
+
+    from .test_dashboard_workbench import _pump, _workbench
+
+    name = next(ex.name for ex in list_examples() if ex.shipped and ex.meta.get("model") == "lds")
+    ensure_extensions()
+    monkeypatch.setattr(type(pn.state), "user", property(lambda self: "alice"))
+    wb = _workbench(tmp_path)
+    notices = []
+    wb.notify = lambda level, text: notices.append((level, text))
+    assert "Opened example" in wb.open_example(name)
+    copy = tmp_path / "runs" / name
+    assert json.loads((copy / "run.json").read_text())["owner"] == "alice" and may_control("alice", "alice")
+    assert wb.open_example(name) and not (tmp_path / "runs" / f"{name}-2").exists()  # her copy, reused
+    require_control(copy)  # alice's session: no refusal
+    _pump(wb)  # opening analyses the run (modes) in the background first
+    wb.resume()
+    assert not [n for n in notices if n[0] == "error"] and wb.live.state.status == "starting"
+    wb.runner.stop()
+    _pump(wb)
+    monkeypatch.setattr(type(pn.state), "user", property(lambda self: "bob"))
+    assert "Opened example" in wb.open_example(name)  # bob's own copy, not alice's
+    assert load_run(tmp_path / "runs" / f"{name}-2").owner == "bob" and load_run(copy).owner == "alice"
