@@ -1,9 +1,12 @@
 """A workshop's arrival: N people open the workbench within a second while T trainings run.
 
-    .venv/bin/python -m benchmarks.load [--pages 30] [--trainings 3] [--num-procs 1,2] [--quick] [--out results.json]
+    .venv/bin/python -m benchmarks.load [--pages 30] [--trainings 3] [--num-procs 1,2] [--scheduler none,local]
+                                        [--quick] [--out results.json]
 
-For each ``--num-procs`` value an ``epi-dash serve --num-procs P`` is started on a free localhost port (runs
-in a temporary folder). Then, in one headless Chromium (``/usr/bin/chromium``; ``--pages-per-context``
+For each ``--num-procs`` value (and each ``--scheduler``: ``none``, trainings in the server's own processes;
+``local``, in a Dask LocalCluster's worker processes) an ``epi-dash serve --num-procs P [--scheduler local]
+--max-concurrent T`` is started on a free localhost port (runs in a temporary folder; K = T, so every
+training runs rather than waits in the queue). Then, in one headless Chromium (``/usr/bin/chromium``; ``--pages-per-context``
 pages share a browser context):
 
 1. one page starts an LDS training (50,000-iteration epoch, batch 100): its iterations/s over ``--window``
@@ -60,11 +63,14 @@ READY_SCRIPT = """(() => {
 
 
 @contextlib.contextmanager
-def serve_workbench(num_procs: int, runs_dir: Path, log_path: Path, timeout: float = 120) -> Iterator[tuple[str, int]]:
+def serve_workbench(num_procs: int, runs_dir: Path, log_path: Path, timeout: float = 120, scheduler: str = "none",
+                    max_concurrent: int = 1) -> Iterator[tuple[str, int]]:
     """``epi-dash serve --num-procs num_procs`` on a free localhost port; yields (base URL, supervisor pid)."""
     port = free_port()
     cmd = [sys.executable, "-m", "epi_dash.cli", "serve", "--port", str(port), "--num-procs", str(num_procs),
-           "--runs-dir", str(runs_dir)]
+           "--runs-dir", str(runs_dir), "--max-concurrent", str(max(1, max_concurrent))]
+    if scheduler != "none":
+        cmd += ["--scheduler", scheduler]
     env = {**os.environ, "EPI_DASH_TORCH_THREADS": "1"}
     with open(log_path, "w") as log:
         with served(cmd, "/", port, log, env, timeout, stop_timeout=20) as proc:  # the index: builds no session
@@ -211,14 +217,15 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def measure(num_procs: int, pages: int, trainings: int, window: float, repeats: int, timeout: float,
-            per_context: int, workdir: Path) -> dict:
+            per_context: int, workdir: Path, scheduler: str = "none") -> dict:
     """One server with ``num_procs`` processes: the row of the table (see the module's docstring)."""
     from playwright.sync_api import sync_playwright
 
-    log_path = workdir / f"serve-{num_procs}.log"
+    name = f"{num_procs}-{scheduler}"
+    log_path = workdir / f"serve-{name}.log"
     errors: list[str] = []
-    with serve_workbench(num_procs, workdir / f"runs-{num_procs}", log_path) as (url, pid), \
-            sync_playwright() as pw:
+    with serve_workbench(num_procs, workdir / f"runs-{name}", log_path, scheduler=scheduler,
+                         max_concurrent=trainings) as (url, pid), sync_playwright() as pw:
         browser = Browser(pw, per_context)
         rss = [tree_rss_mb(pid)]
         try:
@@ -260,7 +267,7 @@ def measure(num_procs: int, pages: int, trainings: int, window: float, repeats: 
             browser.close()
     errors += server_tracebacks(log_path.read_text(errors="replace"))
     done = [r for r in ready if r is not None]
-    return dict(num_procs=num_procs, pages=pages, trainings=trainings, ready_p50_s=percentile(done, 50),
+    return dict(num_procs=num_procs, scheduler=scheduler, pages=pages, trainings=trainings, ready_p50_s=percentile(done, 50),
                 ready_max_s=max(done) if done else float("nan"), ready_s=ready, round_trip_p50_s=percentile(trips, 50),
                 round_trip_p95_s=percentile(trips, 95), round_trip_s=trips, server_rss_mb=max(rss),
                 arrival_cpu_s=cpu,
@@ -277,12 +284,13 @@ def fmt(x, spec: str = ".1f") -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| server processes | pages | trainings | ready p50 / max (s) | round trip p50 / p95 (s) | server RSS (MB) "
+    lines = ["| server processes | trainings run in | pages | trainings | ready p50 / max (s) | round trip p50 / p95 (s) | server RSS (MB) "
              "| server CPU s while they arrive | errors | it/s per training: solo / T together / pages arriving "
              "and typing / pages open (ratio to solo) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['num_procs']} | {r['pages']} | {r['trainings']} | {fmt(r['ready_p50_s'])} / "
+        where = "Dask workers" if r.get("scheduler", "none") != "none" else "server process"
+        lines.append(f"| {r['num_procs']} | {where} | {r['pages']} | {r['trainings']} | {fmt(r['ready_p50_s'])} / "
                      f"{fmt(r['ready_max_s'])} | {fmt(r['round_trip_p50_s'], '.2f')} / {fmt(r['round_trip_p95_s'], '.2f')} | "
                      f"{fmt(r['server_rss_mb'], '.0f')} | {fmt(r['arrival_cpu_s'])} | {r['errors']} | {fmt(r['solo_its'], '.0f')} / "
                      f"{fmt(r['together_its'], '.0f')} / {fmt(r['loaded_its'], '.0f')} ({fmt(r['loaded_vs_solo'], '.2f')}) / "
@@ -295,6 +303,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--pages", type=int, default=30, help="pages that arrive together (default 30)")
     p.add_argument("--trainings", type=int, default=3, help="trainings running meanwhile (default 3)")
     p.add_argument("--num-procs", default="1,2", help="server processes, a comma-separated list (default 1,2)")
+    p.add_argument("--scheduler", default="none", help="where trainings run, a comma-separated list: none (the "
+                   "server's processes) or local (a Dask LocalCluster; default none)")
     p.add_argument("--window", type=float, default=15.0, help="seconds of the solo speed measurement (default 15)")
     p.add_argument("--round-trips", type=int, default=2, help="widget round trips per arrived page (default 2)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds a page may take to be ready, and a "
@@ -308,13 +318,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not 1 <= args.pages <= 200 or not 0 <= args.trainings <= 20:
         p.error("--pages must be 1..200 and --trainings 0..20")
     procs = [int(x) for x in args.num_procs.split(",") if x.strip()]
+    schedulers = [x.strip() for x in args.scheduler.split(",") if x.strip()]
+    if not set(schedulers) <= {"none", "local"}:
+        p.error(f"--scheduler: none or local; got {args.scheduler!r}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="epi-load-") as tmp:
-        for n in procs:
-            rows.append(measure(n, args.pages, args.trainings, args.window, args.round_trips, args.timeout,
-                                args.pages_per_context, Path(tmp)))
-            for message in rows[-1]["error_messages"]:
-                print(f"  error ({n} processes): {message}", file=sys.stderr)
+        for where in schedulers:
+            for n in procs:
+                rows.append(measure(n, args.pages, args.trainings, args.window, args.round_trips, args.timeout,
+                                    args.pages_per_context, Path(tmp), scheduler=where))
+                for message in rows[-1]["error_messages"]:
+                    print(f"  error ({n} processes, scheduler {where}): {message}", file=sys.stderr)
+                print(table(rows[-1:]), flush=True)
     print(table(rows), flush=True)
     if args.out:
         Path(args.out).write_text(json.dumps(rows, indent=1))

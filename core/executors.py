@@ -33,6 +33,11 @@ from .jobs import (CHECKPOINT_FILE, STOP_FILE, JobEvent, JobFunction, JobResult,
 CONNECT_TIMEOUT_S = 10
 
 
+#: LocalCluster arguments for no dashboard, and the scheduler's small HTTP server (health, metrics) on a free
+#: port rather than 8787 (Dask's default; taken by a second cluster on the machine, with a warning)
+WITHOUT_DASHBOARD: dict[str, Any] = {"dashboard_address": ":0", "scheduler_kwargs": {"dashboard": False}}
+
+
 def check_scheduler(scheduler: str | None) -> str | None:
     """``scheduler`` if it is None, "local", "sync" or a ``tcp://``/``tls://`` address; else an InputError."""
     if scheduler in (None, "local", "sync"):
@@ -53,8 +58,8 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
         raise InputError("scheduler", "'sync' runs inline and has no Dask client")
     if scheduler in (None, "local"):
         workers = n_workers or max(1, min(os.cpu_count() or 1, 8))
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, silence_logs=logging.ERROR,
+                          **WITHOUT_DASHBOARD) as cluster, Client(cluster) as client:
             yield client
         return
     try:
@@ -65,6 +70,19 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
         yield client
     finally:
         client.close()
+
+
+def close_quietly(closeable, owner_pid: int) -> None:
+    """At exit, close a Dask cluster or client in the process that made it (forked server processes inherit
+    the exit hook, not the object's threads). Workers that a signal to the whole process group already
+    ended make Dask log connection tracebacks while it closes: a normal shutdown, so they are not shown."""
+    if os.getpid() != owner_pid:
+        return
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    try:
+        closeable.close()
+    except BaseException:  # noqa: BLE001 - a second Ctrl-C or a dead worker while exiting: nothing to keep
+        pass
 
 
 def map_tasks(fn: Callable[[Any], Any], items: Sequence[Any], scheduler: str | None = None,

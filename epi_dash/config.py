@@ -57,7 +57,12 @@ def executor_from_env():
         if address not in _EXECUTORS:
             from core.executors import DaskExecutor
 
+            import atexit
+
+            from core.executors import DaskExecutor, close_quietly
+
             _EXECUTORS[address] = DaskExecutor(address)
+            atexit.register(close_quietly, _EXECUTORS[address], os.getpid())  # before the cluster it talks to
         return _EXECUTORS[address]
 
 

@@ -155,7 +155,7 @@ def start_scheduler(scheduler: str) -> str | None:
     reported and None returned: the server still starts, with trainings in its own process."""
     import atexit
 
-    from core.executors import check_scheduler, dask_client
+    from core.executors import WITHOUT_DASHBOARD, check_scheduler, close_quietly, dask_client
 
     check_scheduler(scheduler)
     if scheduler == "sync":
@@ -167,8 +167,8 @@ def start_scheduler(scheduler: str) -> str | None:
 
         # K (``--max-concurrent``, default one per CPU core) worker processes: K trainings at once, the rest wait
         workers = ServerLimits.from_env().concurrency
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        atexit.register(cluster.close)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, **WITHOUT_DASHBOARD)
+        atexit.register(close_quietly, cluster, os.getpid())
         print(f"Dask LocalCluster with {len(cluster.workers)} workers at {cluster.scheduler_address}", flush=True)
         return cluster.scheduler_address
     try:
