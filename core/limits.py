@@ -76,8 +76,13 @@ class ServerLimits:
         self.check("iterations", iterations, "max_iterations")
         if parameters is not None:
             self.check("parameters", parameters, "max_parameters")
-        if runs_of_user is not None and self.max_runs_per_user is not None \
-                and runs_of_user + 1 > self.max_runs_per_user:
-            raise InputError("runs", f"you have {runs_of_user} trainings queued or running; this server's limit "
+        if runs_of_user is not None:
+            self.check_runs(runs_of_user)
+
+    def check_runs(self, runs_of_user: int, what: str = "trainings") -> None:
+        """Refuse (InputError "runs") one more job for a user who has ``runs_of_user`` queued or running
+        (``what``: how the message names them)."""
+        if self.max_runs_per_user is not None and runs_of_user + 1 > self.max_runs_per_user:
+            raise InputError("runs", f"you have {runs_of_user} {what} queued or running; this server's limit "
                                      f"is {self.max_runs_per_user} per user (max_runs_per_user): wait for one to "
                                      "end or stop one")

@@ -11,7 +11,7 @@ import pandas as pd
 import panel as pn
 
 from .live import LiveRun, Progress
-from .panels.job import format_duration
+from .panels.job import cancel_button, format_duration, queued_markdown
 from .panels.results import fitted_table, set_table, table_height
 from .views import constraint_legend_html, constraint_view, entropy_view, penalty_view, statistic_view
 
@@ -37,9 +37,7 @@ def status_markdown(st: Progress, analysing: bool = False, startup: str | None =
     failed or was interrupted, the run directory. ``queued``: (position, number waiting) of a training
     that waits for one of the server's training slots (``epi_dash.scheduler``)."""
     if queued is not None:
-        return "  \n".join([f"**Queued: position {queued[0]} of {queued[1]}** · it starts when one of this "
-                            "server's trainings ends (Cancel takes it out of the queue)",
-                            *([f"Run: `{Path(st.run_dir).name}`"] if st.run_dir else [])])
+        return queued_markdown(queued, "training", st.run_dir)
     last = st.epochs[-1] if st.epochs else None
     if last is None:
         test = "no test yet"
@@ -73,10 +71,7 @@ class TrainingView:
     def __init__(self, explained: Callable[..., pn.viewable.Viewable], explain: bool = False,
                  on_cancel: Callable[[], None] | None = None):
         self._explained, self.explain = explained, explain
-        self.cancel_button = pn.widgets.Button(label="Cancel", color="warning", icon="x", visible=False,
-                                               description="take this training out of the server's queue")
-        if on_cancel is not None:
-            self.cancel_button.on_click(lambda _e: on_cancel())
+        self.cancel_button = cancel_button("training", on_cancel)
         # all six columns in the 380 px status column: fitted widths, no sort arrows (rows are in epoch order)
         self.epoch_table = fitted_table(epoch_frame([]), visible=False,
                                         formatters={"test": {"type": "tickCross"},

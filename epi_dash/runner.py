@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import atexit
 import copy
-import itertools
 import json
 import queue
 import threading
@@ -52,12 +51,12 @@ from core.epi import EpochRecord, EPITrainer, IterationRecord
 from core.epi_job import KIND, build_trainer, epi_settings, train_epi
 from core.errors import InputError, TrainingError
 from core.jobs import FINISHED_STATES, JobContext, run_job
-from core.runs import discard_run_dir, final_entropy, json_default, read_run_json
+from core.runs import final_entropy, json_default, read_run_json
 from core.model import Model
 from core.property import EmergentProperty
 from core.settings import FlowSettings, OptimizerSettings
 
-from .scheduler import Scheduler, scheduler as process_scheduler
+from .scheduler import Scheduler, Ticket, scheduler as process_scheduler
 from .state import copy_model
 from .users import current_user
 
@@ -134,7 +133,6 @@ def startup_phase(trainer: EPITrainer | None) -> str:
 
 #: how often a training on a Dask worker is polled for new events (s)
 REMOTE_POLL_S = 0.25
-_JOB_IDS = itertools.count(1)
 
 #: runners of this process that have launched a training (weak: a closed session's runner goes away)
 _LAUNCHED: weakref.WeakSet[TrainingRunner] = weakref.WeakSet()
@@ -204,36 +202,32 @@ class TrainingRunner:
         #: who decides what runs (None: this process's ``epi_dash.scheduler.scheduler()``) and for whom
         #: (None: ``users.current_user()`` when a training is submitted)
         self.scheduler, self.owner = scheduler, owner
-        self._sched: Scheduler | None = None  # the scheduler of the current training and its job there
-        self._job_id: str | None = None
-        self._job = None
+        self._sched: Scheduler | None = None  # the scheduler of the current training, its owner, its place
         self._job_owner = ""
-        self._wall_timer: threading.Timer | None = None
+        self._ticket: Ticket | None = None
         self._stop_note = ""  # why the server stopped the current training
 
     # --- control (any thread) -----------------------------------------------------------------
     @property
     def running(self) -> bool:
         """True while a training waits in the queue, trains, or does its final analysis."""
-        job = self._job
+        job = self._ticket.job if self._ticket is not None else None
         return (self._thread is not None and self._thread.is_alive()) or (
             job is not None and job.state in ("queued", "running"))
 
     @property
     def queued(self) -> bool:
         """True while the training submitted last waits for a slot."""
-        return self._job is not None and self._job.state == "queued"
+        return self._ticket is not None and self._ticket.queued
 
     def _awaiting_admission(self) -> bool:
         """Queued, or admitted and its thread not yet started."""
-        job, thread = self._job, self._thread
+        job, thread = self._ticket.job if self._ticket is not None else None, self._thread
         return job is not None and job.state in ("queued", "running") and not (thread is not None and thread.is_alive())
 
     def queue_position(self) -> tuple[int, int] | None:
         """(position, number waiting) while the training waits for a slot; else None."""
-        if not self.queued or self._sched is None:
-            return None
-        return self._sched.position(self._job_id)
+        return self._ticket.position() if self._ticket is not None else None
 
     def startup(self) -> str | None:
         """``startup_phase`` of the training launched last, until its first iteration; else None."""
@@ -289,9 +283,9 @@ class TrainingRunner:
     def cancel(self, user: str | None = None) -> None:
         """Take the waiting training out of the queue (it ends "cancelled"). Only its owner or an admin
         may (``user``; default the session's user): an InputError otherwise, or when it is not waiting."""
-        if not self.queued or self._sched is None:
+        if self._ticket is None:
             raise InputError("job", "this session's training is not queued (Stop ends a running one)")
-        self._sched.cancel(self._job_id, user or current_user())
+        self._ticket.cancel(user or current_user(), "training")
 
     def stop(self) -> None:
         """Ask the trainer to stop after the current iteration (it then writes a checkpoint); a training
@@ -346,21 +340,20 @@ class TrainingRunner:
         sched = self.scheduler or process_scheduler()
         owner = self.owner or current_user()
         sched.check(owner, batch_size, iterations, parameters)
-        self._sched, self._job_owner, self._job = sched, owner, None
+        self._sched, self._job_owner, self._ticket = sched, owner, None
 
     def _prepare(self, run_dir: str | Path) -> None:
         self._stop_requested.clear()
         self._analysis_requested.clear()
         self.trainer, self._awaiting_first_iteration, self._stop_note = None, True, ""  # the new run's, once built
-        self._job_id = f"{next(_JOB_IDS)}:{Path(run_dir).name}"
+        self._ticket = Ticket(self._sched, self._job_owner, run_dir)
         _LAUNCHED.add(self)
 
     def _submit(self, make_trainer: Callable[[JobContext], EPITrainer], resumed: bool, run_dir: str | Path,
                 settings: dict[str, Any]) -> None:
         """Queue a training in this process; it starts (``_launch``) when the scheduler admits it."""
         self._prepare(run_dir)
-        self._job = self._sched.submit(
-            self._job_id, self._job_owner,
+        self._ticket.submit(
             start=lambda: self._launch(make_trainer, resumed, run_dir, settings),
             on_cancel=lambda user: self._cancelled(user, resumed, Path(run_dir)))
 
@@ -373,23 +366,11 @@ class TrainingRunner:
                 meta = read_run_json(run_dir)
             except (InputError, OSError):
                 pass
-        else:
-            try:
-                discard_run_dir(run_dir)  # the folder reserved for it (empty, or only its owner's run.json)
-            except OSError:
-                pass
-        by = "" if user == self._job_owner else f" by {user}"
+        message = self._ticket.cancelled(user, run_dir, new=not resumed)
         self._put("finished", state="cancelled", converged=False, epochs=meta.get("epochs", 0),
                   iterations=meta.get("iterations", 0), wall_time_s=meta.get("wall_time_s", 0.0),
                   entropy=final_entropy(meta.get("history") or []), run_dir=str(run_dir), error=None,
-                  message=f"cancelled while queued{by}")
-
-    def _start_wall_clock(self) -> None:
-        limit = self._sched.limits.max_wall_time_s if self._sched is not None else None
-        if limit is not None:
-            self._wall_timer = threading.Timer(limit, self._wall_time_up, args=(limit,))
-            self._wall_timer.daemon = True
-            self._wall_timer.start()
+                  message=message)
 
     def _wall_time_up(self, limit: float) -> None:
         """The training ran ``max_wall_time_s``: stop it (it checkpoints; Resume continues it)."""
@@ -402,17 +383,14 @@ class TrainingRunner:
 
     def _release(self) -> None:
         """The training ended (any state): stop its wall clock and free its slot (idempotent)."""
-        timer, self._wall_timer = self._wall_timer, None
-        if timer is not None:
-            timer.cancel()
-        if self._sched is not None and self._job_id is not None:
-            self._sched.finished(self._job_id)
+        if self._ticket is not None:
+            self._ticket.release()
 
     # --- the training thread ------------------------------------------------------------------
     def _launch(self, make_trainer: Callable[[JobContext], EPITrainer], resumed: bool, run_dir: str | Path,
                 settings: dict[str, Any]) -> None:
         """Admitted: train in a daemon thread."""
-        self._start_wall_clock()
+        self._ticket.start_wall_clock(self._wall_time_up)
         self._thread = threading.Thread(target=self._run, args=(make_trainer, resumed, Path(run_dir), settings),
                                         name="epi-training", daemon=True)
         try:
@@ -428,8 +406,8 @@ class TrainingRunner:
             raise InputError("model", "this model cannot be named for a Dask worker (" + settings["unsaved"] + ")")
         self._prepare(run_dir)
         handle = self.executor.submit(train_epi, settings, run_dir, KIND, resume=resumed)
-        self._sched.submit_remote(self._job_id, self._job_owner)
-        self._start_wall_clock()
+        self._ticket.submit_remote()
+        self._ticket.start_wall_clock(self._wall_time_up)
         self._handle = handle
         self._thread = threading.Thread(target=self._follow_remote, args=(handle, settings, Path(run_dir), resumed),
                                         name="epi-remote-training", daemon=True)

@@ -1,7 +1,9 @@
-"""The one scheduler of a server process: which trainings run now, which wait, and the server's limits.
+"""The one scheduler of a server process: which jobs run now, which wait, and the server's limits.
 
-Every session's ``TrainingRunner`` submits through :func:`scheduler` (created on first use from the
-``EPI_DASH_MAX_*`` environment, which ``epi-dash serve --max-...`` sets). It holds one
+Every long job of a session submits through :func:`scheduler` (created on first use from the
+``EPI_DASH_MAX_*`` environment, which ``epi-dash serve --max-...`` sets): EPI trainings (``TrainingRunner``,
+checked with :meth:`Scheduler.check`), and every other job, a data set's simulation, an estimator's training,
+a sweep (``epi_dash.scheduled_job.ScheduledJobRunner``, checked with :meth:`Scheduler.check_job`). It holds one
 ``core.queue.FairQueue`` (at most K trainings at once in this process, ``max_per_user`` per user, the rest
 waiting, users served in turn) and the ``core.limits.ServerLimits`` a request is checked against. Trainings
 on another executor (a Dask scheduler) take no local slot but count towards a user's ``max_runs_per_user``.
@@ -10,14 +12,17 @@ on another executor (a Dask scheduler) take no local slot but count towards a us
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import threading
+from pathlib import Path
 from typing import Callable
 
 from core.errors import InputError
 from core.limits import ServerLimits, env_name
 from core.queue import FairQueue, QueuedJob
+from core.runs import discard_run_dir
 
 from .users import is_admin
 
@@ -49,6 +54,22 @@ class Scheduler:
     def check(self, owner: str, batch_size: int, iterations: int, parameters: int | None = None) -> None:
         """Refuse (InputError naming the field and the limit) a training this server does not accept."""
         self.limits.check_training(batch_size, iterations, parameters, runs_of_user=self.runs_of(owner))
+
+    def check_job(self, owner: str) -> None:
+        """Refuse (InputError "runs", naming ``max_runs_per_user``) one more job of any kind for ``owner``;
+        EPI's own limits (batch size, iterations, parameters) are :meth:`check`'s."""
+        self.limits.check_runs(self.runs_of(owner), what="jobs (trainings, simulations, sweeps)")
+
+    def wall_clock(self, on_limit: Callable[[float], None]) -> threading.Timer | None:
+        """A started daemon timer calling ``on_limit(max_wall_time_s)`` once a job has run that long; None
+        without that limit. The job cancels it when it ends."""
+        limit = self.limits.max_wall_time_s
+        if limit is None:
+            return None
+        timer = threading.Timer(limit, on_limit, args=(limit,))
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def submit(self, job_id: str, owner: str, start: Callable[[], None],
                on_cancel: Callable[[str], None] | None = None) -> QueuedJob:
@@ -103,6 +124,66 @@ class Scheduler:
             self._remote.pop(job_id, None)
             self._on_cancel.pop(job_id, None)
         self.queue.finished(job_id)
+
+
+_TICKETS = itertools.count(1)
+
+
+class Ticket:
+    """One job's place with a scheduler, from its submission to its end (a runner holds one per job): its
+    id, owner and queue entry, its cancel while it waits, the server's wall clock on it, and its release."""
+
+    def __init__(self, sched: Scheduler, owner: str, run_dir: str | Path):
+        self.sched, self.owner = sched, owner
+        self.job_id = f"{next(_TICKETS)}:{Path(run_dir).name}"
+        self.job: QueuedJob | None = None
+        self._timer: threading.Timer | None = None
+
+    @property
+    def queued(self) -> bool:
+        """True while the job waits for a slot."""
+        job = self.job
+        return job is not None and job.state == "queued"
+
+    def position(self) -> tuple[int, int] | None:
+        """(position, number waiting) while the job waits; else None."""
+        return self.sched.position(self.job_id) if self.queued else None
+
+    def submit(self, start: Callable[[], None], on_cancel: Callable[[str], None]) -> None:
+        """Queue the job (:meth:`Scheduler.submit`)."""
+        self.job = self.sched.submit(self.job_id, self.owner, start, on_cancel)
+
+    def submit_remote(self) -> None:
+        """The job runs on another executor (:meth:`Scheduler.submit_remote`)."""
+        self.sched.submit_remote(self.job_id, self.owner)
+
+    def cancel(self, user: str, what: str = "job") -> None:
+        """Take the waiting job out of the queue: its owner or an admin (``user``) may; an InputError "job"
+        otherwise, or when it does not wait (any more)."""
+        if not self.queued:
+            raise InputError("job", f"this session's {what} is not queued (Stop ends a running one)")
+        self.sched.cancel(self.job_id, user)
+
+    def cancelled(self, user: str, run_dir: str | Path, new: bool) -> str:
+        """After a cancel by ``user``: a new job's reserved folder is discarded (a resumed one's is kept);
+        returns what its end says."""
+        if new:
+            try:
+                discard_run_dir(run_dir)  # empty, or only its owner's run.json
+            except OSError:
+                pass
+        return "cancelled while queued" + ("" if user == self.owner else f" by {user}")
+
+    def start_wall_clock(self, on_limit: Callable[[float], None]) -> None:
+        """Admitted: ``on_limit(max_wall_time_s)`` once it has run that long (:meth:`Scheduler.wall_clock`)."""
+        self._timer = self.sched.wall_clock(on_limit)
+
+    def release(self) -> None:
+        """The job ended (any state): stop its wall clock and free its slot (idempotent)."""
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
+        self.sched.finished(self.job_id)
 
 
 _SCHEDULER: Scheduler | None = None

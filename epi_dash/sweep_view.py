@@ -1,5 +1,5 @@
 """The "Sweep" view: launch EPI over property levels x seeds (the paper's X(y), Fig 2E-F) as one background
-job, follow it, and compare the selected posteriors across levels (marginals side by side, the paper's
+job (through the server's scheduler: it may wait in the queue, cancellable), follow it, and compare the selected posteriors across levels (marginals side by side, the paper's
 comparison statistic with its Welch test)."""
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import panel as pn
 import param
 
 from core.errors import InputError
-from core.jobs import JobRunner
-from core.runs import load_run, recorded_owner, reserve_run_dir
+from core.runs import discard_run_dir, load_run, recorded_owner, reserve_run_dir
 from core.sweep import compare_levels, level_label, level_samples, load_sweep, parse_vary, sweep_cells, sweep_job
 
 from .config import scheduler_from_env
+from .panels.job import cancel_button, queued_markdown
+from .scheduled_job import ScheduledJobRunner
 from .users import current_user, may_control, require_control
 
 DRAIN_PERIOD_MS = 500
@@ -96,7 +97,7 @@ class SweepView(pn.viewable.Viewer):
         self.runs_dir = Path(runs_dir)
         self.user = current_user()  # whose sweeps this session lists and opens (read in the session's thread)
         self.setup = SweepSetup()
-        self.runner = JobRunner()
+        self.runner = ScheduledJobRunner(owner=self.user)
         self.sweep_dir: Path | None = None
         form = pn.Column(
             pn.widgets.TextInput.from_param(self.setup.param.model, label="Sweep model", sizing_mode="stretch_width"),
@@ -108,6 +109,7 @@ class SweepView(pn.viewable.Viewer):
             sizing_mode="stretch_width")
         self.launch_button = pn.widgets.Button(label="Launch sweep", color="primary", width=140)
         self.stop_button = pn.widgets.Button(label="Stop", color="danger", width=90, disabled=True)
+        self.cancel_button = cancel_button("sweep", self.cancel)
         self.open_select = pn.widgets.Select(label="Or open a sweep", options=self._sweep_options(), width=320)
         self.status = pn.pane.Markdown("Set up a sweep and press **Launch sweep**, or open one.",
                                        sizing_mode="stretch_width")
@@ -122,9 +124,12 @@ class SweepView(pn.viewable.Viewer):
         self.stop_button.on_click(lambda _e: self.runner.stop())
         self.open_select.param.watch(lambda e: e.new and self.open(e.new), "value")
         self._form = form
+        self._where = ""
         self._callback = None
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
             self._callback = pn.state.add_periodic_callback(self.drain, period=DRAIN_PERIOD_MS)
+            # a closed tab takes its waiting sweep out of the queue (a running one goes on: open it again)
+            pn.state.on_session_destroyed(lambda _ctx: self.runner.queued and self.runner.stop())
 
     def _sweep_options(self) -> dict[str, str]:
         found = sorted((f for f in self.runs_dir.glob("**/sweep.json")
@@ -140,20 +145,43 @@ class SweepView(pn.viewable.Viewer):
             self.status.object = f"⚠ **{exc.field}**: {exc.message}"
             return
         name = f"sweep-{Path(self.setup.model).stem.split(':')[0]}-{time.strftime('%Y%m%d-%H%M%S')}"
+        sweep_dir = None
         try:
-            self.sweep_dir = reserve_run_dir(self.runs_dir, name, owner=self.user)
-            self.runner.start(sweep_job, settings, self.sweep_dir, kind="sweep", owner=self.user)
+            sweep_dir = reserve_run_dir(self.runs_dir, name, owner=self.user)
+            self.runner.start(sweep_job, settings, sweep_dir, kind="sweep", owner=self.user)
+        except InputError as exc:  # a server limit, a sweep running: its reserved folder goes
+            if sweep_dir is not None:
+                discard_run_dir(sweep_dir)
+            self.status.object = f"⚠ **{exc.field}**: {exc.message}"
+            return
+        self.sweep_dir, self._where = sweep_dir, settings["scheduler"] or "this server process"
+        self.progress.param.update(visible=True, value=0, max=1)
+        self.launch_button.disabled, self.stop_button.disabled = True, False
+        self._show_running()
+
+    def cancel(self) -> None:
+        """Take the sweep out of the server's queue while it waits (its owner or an admin)."""
+        try:
+            self.runner.cancel()
         except InputError as exc:
             self.status.object = f"⚠ **{exc.field}**: {exc.message}"
             return
-        where = settings["scheduler"] or "this server process"
-        self.status.object = f"**Running** sweep `{self.sweep_dir.name}` on {where}…"
-        self.progress.param.update(visible=True, value=0, max=1)
-        self.launch_button.disabled, self.stop_button.disabled = True, False
+        self.drain()
+
+    def _show_running(self) -> None:
+        """The status line of a launched sweep: its place in the server's queue, or where it runs."""
+        queued = self.runner.queue_position()
+        self.cancel_button.visible = queued is not None
+        if queued is not None:
+            self.status.object = queued_markdown(queued, "sweep", self.sweep_dir)
+        elif self.progress.value == 0 and self.runner.running:
+            self.status.object = f"**Running** sweep `{self.sweep_dir.name}` on {self._where}…"
 
     def drain(self) -> None:
         """Periodic callback: progress and finished tasks into the page."""
         events = self.runner.drain()
+        if self.sweep_dir is not None and self.runner.running:
+            self._show_running()  # the queue moves without events
         if not events or self.sweep_dir is None:
             return
         for event in events:
@@ -162,8 +190,12 @@ class SweepView(pn.viewable.Viewer):
                 self.status.object = f"**Running** sweep `{self.sweep_dir.name}`: {event.step}/{event.total} runs done"
             elif event.kind == "finished":
                 self.launch_button.disabled, self.stop_button.disabled = False, True
+                self.cancel_button.visible = False
                 verdict = {"finished": "**Finished**", "stopped": "**Stopped** (launching the same sweep directory "
-                           "again continues it)"}.get(event.state, f"**Failed**: {event.message}")
+                           "again continues it)", "cancelled": f"**Cancelled** ({event.message})"
+                           }.get(event.state, f"**Failed**: {event.message}")
+                if event.state == "stopped" and event.message:
+                    verdict += f" ⚠ {event.message}"
                 self.status.object = f"{verdict} · sweep `{self.sweep_dir.name}`"
                 self.open_select.options = self._sweep_options()
         self.show(self.sweep_dir)
@@ -215,6 +247,6 @@ class SweepView(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
             pn.Row(pn.Column(self._form, pn.Row(self.launch_button, self.stop_button), width=420),
-                   pn.Column(self.open_select, self.status, self.progress, self.cells, sizing_mode="stretch_width"),
+                   pn.Column(self.open_select, self.status, self.cancel_button, self.progress, self.cells, sizing_mode="stretch_width"),
                    sizing_mode="stretch_width"),
             self.results, sizing_mode="stretch_width")

@@ -6,6 +6,8 @@ bar, a live plot of its named scalar series and a table of its steps, all driven
     panel.start(); panel.stop(); panel.resume(); panel.open(run_dir)
 
 ``JobControls`` (buttons, progress bar, status) is the part a custom live view (the EPI workbench) reuses.
+Every start and resume goes through the server's scheduler (``epi_dash.scheduled_job``): refused naming the
+limit, or waiting in the queue ("Queued: position P of N" with a Cancel button) until it may run.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import panel as pn
 import param
 
 from core.errors import InputError
-from core.jobs import FINISHED_STATES, JobEvent, JobFunction, JobRunner, read_events
-from core.runs import read_run_json, reserve_run_dir, run_state
+from core.jobs import FINISHED_STATES, JobEvent, JobFunction, read_events
+from core.runs import discard_run_dir, read_run_json, reserve_run_dir, run_state
 
+from ..scheduled_job import ScheduledJobRunner
 from ..users import current_user
 from .pump import EventPump
 from .results import fitted_table, set_table
@@ -48,12 +51,32 @@ def notify(level: str, text: str) -> None:
         getattr(pn.state.notifications, level)(text, duration=6000 if level != "error" else 0)
 
 
+def queued_markdown(queued: tuple[int, int], what: str = "job", run_dir: str | Path | None = None) -> str:
+    """The status line of a job that waits for one of the server's slots: ``queued`` (position, number
+    waiting), ``what`` it is ("training", "sweep"), its run directory."""
+    return "  \n".join([f"**Queued: position {queued[0]} of {queued[1]}** · this {what} starts when one of this "
+                        "server's jobs ends (Cancel takes it out of the queue)",
+                        *([f"Run: `{Path(run_dir).name}`"] if run_dir else [])])
+
+
+def cancel_button(what: str = "job", on_cancel: Callable[[], None] | None = None) -> pn.widgets.Button:
+    """The Cancel button of a job waiting in the server's queue (hidden until it waits)."""
+    button = pn.widgets.Button(label="Cancel", color="warning", icon="x", visible=False,
+                               description=f"take this {what} out of the server's queue")
+    if on_cancel is not None:
+        button.on_click(lambda _e: on_cancel())
+    return button
+
+
 class JobControls(pn.viewable.Viewer):
-    """Start / Stop / Resume buttons, a progress bar and a status line; the owner decides what they do."""
+    """Start / Stop / Resume buttons, a progress bar and a status line, and a Cancel button while the job
+    waits in the server's queue (``show_queued``); the owner decides what they do."""
 
     def __init__(self, on_start: Callable[[], None], on_stop: Callable[[], None], on_resume: Callable[[], None],
-                 ready: str = "**Ready.** Press Start.", **params):
+                 ready: str = "**Ready.** Press Start.", on_cancel: Callable[[], None] | None = None, **params):
         super().__init__(**params)
+        # (not ``cancel_button``: the workbench reaches its parts' widgets by name, and its Training tab has one)
+        self.cancel_queued_button = cancel_button("job", on_cancel)
         self.start_button = pn.widgets.Button(label="Start", color="primary", icon="player-play")
         self.stop_button = pn.widgets.Button(label="Stop", color="danger", icon="player-stop", disabled=True)
         self.resume_button = pn.widgets.Button(label="Resume", color="success", icon="player-skip-forward",
@@ -74,12 +97,19 @@ class JobControls(pn.viewable.Viewer):
         self.progress_bar.value = total if state == "converged" else min(int(step), total)
         self.progress_bar.bar_color = {"failed": "danger", "converged": "success"}.get(state, "primary")
 
+    def show_queued(self, queued: tuple[int, int] | None, run_dir: str | Path | None = None) -> None:
+        """While the job waits (``queued``: position, number waiting): that in the status line and Cancel."""
+        self.cancel_queued_button.visible = queued is not None
+        if queued is not None:
+            self.status.object = queued_markdown(queued, "job", run_dir)
+
     @property
     def buttons(self) -> pn.Row:
         return pn.Row(self.start_button, self.stop_button, self.resume_button)
 
     def __panel__(self) -> pn.viewable.Viewable:
-        return pn.Column(self.buttons, self.progress_bar, self.status, sizing_mode="stretch_width")
+        return pn.Column(self.buttons, self.progress_bar, self.status, self.cancel_queued_button,
+                         sizing_mode="stretch_width")
 
 
 def series_plot(buffer: hv.streams.Buffer, names: list[str], title: str = "") -> hv.DynamicMap:
@@ -99,7 +129,8 @@ class JobPanel(pn.viewable.Viewer):
     Subscribers get every applied batch: ``subscribe(fn)``, ``fn(events, panel)``; ``panel.result`` holds
     the finished job's result, ``panel.run_dir`` its directory, ``panel.state`` its state."""
 
-    state = param.String(default="idle", doc="idle, starting, running, stopping, or a core.jobs end state")
+    state = param.String(default="idle", doc="idle, queued, starting, running, stopping, cancelled (while "
+                                             "queued), or a core.jobs end state")
     step = param.Integer(default=0)
     total = param.Integer(default=0)
     run_dir = param.String(default="")
@@ -111,16 +142,17 @@ class JobPanel(pn.viewable.Viewer):
         super().__init__(**params)
         self.function, self.kind, self.runs_dir = function, kind, Path(runs_dir)
         self._settings, self._can_start, self._table_rows = settings, can_start, table_rows
-        self.runner = JobRunner()
-        self.controls = JobControls(self.start, self.stop, self.resume)
+        self.runner = ScheduledJobRunner()
+        self.controls = JobControls(self.start, self.stop, self.resume, on_cancel=self.cancel)
         self.plot_area = pn.Column(sizing_mode="stretch_width")
         self.table = fitted_table(pd.DataFrame({"step": []}), visible=False)
         self._buffer: hv.streams.Buffer | None = None
         self._rows: list[dict[str, float]] = []
         self._subscribers: list[Callable[[list[JobEvent], JobPanel], None]] = []
         self.pump = EventPump(self.runner.drain, self.apply, busy=lambda: self.runner.running,
-                              between=self._move_counters)
+                              between=self._move_counters, idle=self._follow_queue)
         if self.pump.callback is not None:  # a closed tab stops its job (after its unit, with a checkpoint)
+            # or takes it out of the server's queue
             pn.state.on_session_destroyed(lambda _ctx: (self.runner.stop(), self.pump.stop()))
         self.refresh()
 
@@ -135,21 +167,34 @@ class JobPanel(pn.viewable.Viewer):
             notify("error", "Fix the settings first.")
             return
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
+        run_dir = None
         try:
             settings = self._settings()
             owner = current_user()
             run_dir = reserve_run_dir(self.runs_dir, f"{re.sub(r'[^A-Za-z0-9_-]+', '_', self.kind)}-{stamp}", owner)
-            self._reset()
             self.runner.start(self.function, settings, run_dir, self.kind, owner=owner)
         except (InputError, OSError) as exc:
-            notify("error", f"{exc.field}: {exc.message}" if isinstance(exc, InputError) else f"runs_dir: {exc}")
+            if run_dir is not None:  # refused (a server limit, a job running): the reserved folder goes
+                discard_run_dir(run_dir)
+            self._refused(f"{exc.field}: {exc.message}" if isinstance(exc, InputError) else f"runs_dir: {exc}")
             return
-        self.param.update(state="starting", run_dir=str(run_dir))
-        self.refresh()
+        self._reset()
+        self._submitted(run_dir)
+
+    def cancel(self) -> None:
+        """Take the job out of the server's queue while it waits (its owner or an admin)."""
+        try:
+            self.runner.cancel()
+        except InputError as exc:
+            notify("error", f"{exc.field}: {exc.message}")
+            return
+        self.pump.pump()
 
     def stop(self) -> None:
-        """Ask the job to stop after its current unit of work (it checkpoints)."""
-        if self.runner.running:
+        """Ask the job to stop after its current unit of work (it checkpoints); a waiting one is cancelled."""
+        if self.runner.queued:
+            self.cancel()
+        elif self.runner.running:
             self.runner.stop()
             self.state = "stopping"
             self.refresh()
@@ -161,10 +206,18 @@ class JobPanel(pn.viewable.Viewer):
         try:
             self.runner.resume(self.run_dir)
         except InputError as exc:
-            notify("error", f"{exc.field}: {exc.message}")
+            self._refused(f"{exc.field}: {exc.message}")
             return
-        self.state = "starting"
+        self._submitted(self.run_dir)
+
+    def _submitted(self, run_dir: str | Path) -> None:
+        self.param.update(state="queued" if self.runner.queued else "starting", run_dir=str(run_dir), error="")
         self.refresh()
+
+    def _refused(self, text: str) -> None:
+        """A start or resume refused (bad settings, a server limit): said in a toast and the status line."""
+        notify("error", text)
+        self.controls.status.object = f"⚠ {text}"
 
     def open(self, run_dir: str | Path) -> None:
         """Show a saved job: its state, progress history and result (a message for a bad directory)."""
@@ -200,11 +253,18 @@ class JobPanel(pn.viewable.Viewer):
                     notify(e.level if e.level in ("info", "warning", "error") else "info", e.message)
                 elif e.kind == "finished":
                     self.param.update(state=e.state, error=e.message, result=e.data.get("result") or {})
+                    if e.state == "cancelled" and not Path(self.run_dir).is_dir():  # its folder was discarded
+                        self.run_dir = ""
                     notify("error" if e.state == "failed" else "success" if e.state in FINISHED_STATES else "info",
                            f"{self.kind}: {e.state}" + (f": {e.message}" if e.message else ""))
             if rows:
                 self._add_rows(rows)
             self._notify_subscribers(events)
+            self.refresh()
+
+    def _follow_queue(self) -> None:
+        """While the job waits, its position moves (or it is admitted) without an event of its own."""
+        if self.state == "queued":
             self.refresh()
 
     def _move_counters(self) -> bool:
@@ -255,12 +315,16 @@ class JobPanel(pn.viewable.Viewer):
 
     def refresh(self) -> None:
         """Buttons, progress bar and status line from the current state."""
-        running = self.runner.running
-        resumable = bool(self.run_dir) and self.state in ("stopped", "interrupted", "failed") and not running
+        running, queued = self.runner.running, self.runner.queue_position()
+        if self.state == "queued" and queued is None and running:  # admitted
+            self.state = "starting"
+        resumable = bool(self.run_dir) and self.state in ("stopped", "interrupted", "failed", "cancelled") \
+            and not running
         self.controls.enable(start=not running and self._can_start(), stop=running and self.state != "stopping",
                              resume=resumable)
         self.controls.show_progress(self.step, self.total, self.state)
         self.controls.status.object = self.status_text() if self.state != "idle" else self.controls.status.object
+        self.controls.show_queued(queued, self.run_dir)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(self.controls, self.plot_area, self.table, sizing_mode="stretch_width")
