@@ -4,7 +4,7 @@ Every long job of a session submits through :func:`scheduler` (created on first 
 ``EPI_DASH_MAX_*`` environment, which ``epi-dash serve --max-...`` sets): EPI trainings (``TrainingRunner``,
 checked with :meth:`Scheduler.check`), and every other job, a data set's simulation, an estimator's training,
 a sweep (``epi_dash.scheduled_job.ScheduledJobRunner``, checked with :meth:`Scheduler.check_job`). It holds one
-``core.queue.FairQueue`` (at most K trainings at once in this process, ``max_per_user`` per user, the rest
+``core.queue.FairQueue`` (at most K jobs at once in this process, ``max_per_user`` per user, the rest
 waiting, users served in turn) and the ``core.limits.ServerLimits`` a request is checked against. Trainings
 on another executor (a Dask scheduler) take no local slot but count towards a user's ``max_runs_per_user``.
 """
@@ -214,15 +214,16 @@ def reset_scheduler(limits: ServerLimits | None = None) -> Scheduler:
 
 #: ``epi-dash serve`` flags -> (ServerLimits field, number type, help)
 LIMIT_FLAGS: dict[str, tuple[str, type, str]] = {
-    "--max-concurrent": ("max_concurrent", int, "trainings at once in each server process; the rest wait in a "
-                                                "fair queue (default: one per CPU core)"),
+    "--max-concurrent": ("max_concurrent", int, "jobs (trainings, simulations, sweeps) at once in each server "
+                                                "process; the rest wait in a fair queue (default: one per CPU core)"),
     "--max-per-user": ("max_per_user", int, "of those, at most N for one user (default: no cap)"),
     "--max-batch-size": ("max_batch_size", int, "largest batch_size a training may ask for"),
     "--max-iterations": ("max_iterations", int, "most iterations (num_epochs x iters_per_epoch) of one training"),
     "--max-parameters": ("max_parameters", int, "most free model parameters (the dimension of q)"),
-    "--max-wall-time": ("max_wall_time_s", float, "how long one training may run before it is stopped "
+    "--max-wall-time": ("max_wall_time_s", float, "how long one job may run before it is stopped "
                                                   "(checkpointed; Resume continues it)"),
-    "--max-runs-per-user": ("max_runs_per_user", int, "trainings one user may have queued or running at once"),
+    "--max-runs-per-user": ("max_runs_per_user", int, "jobs (of any kind) one user may have queued or running at "
+                                                      "once"),
 }
 
 
