@@ -32,6 +32,7 @@ from .library import RunLibrary
 from .live import LiveRun, run_info
 from .panels import EventPump, JobControls, load_extensions
 from .preflight_view import PreflightPanel
+from .queue_view import QueueView
 from .runner import TrainingRunner
 from .state import SetupState
 from .sweep_view import SweepView
@@ -88,11 +89,14 @@ class Workbench(pn.viewable.Viewer):
         self.library = RunLibrary(self.runs_dir, on_open=self.open_run)
         self.preflight = PreflightPanel(self.setup)
         self.examples = ExamplePicker(self.open_example)
+        #: the server's queue, under the Runs tab's table (a collapsed card, filled when first opened)
+        self.queue_view = QueueView(notify=self.notify)
         #: the Training tab: the status line until the first run starts or opens, then the curves
         self.training_tab = pn.Column(self._before_first_run(), sizing_mode="stretch_width")
         self.tabs = pn.Tabs(("Training", self.training_tab), ("Samples & modes", self.samples.samples_area),
                             ("Predictive", self.samples.predictive_area),
-                            ("Runs", self._explained("runs", self.library, above=True)),
+                            ("Runs", pn.Column(self._explained("runs", self.library, above=True), self.queue_view,
+                                               sizing_mode="stretch_width")),
                             ("Compare methods", compare_methods_area(self.setup, self.runs_dir)),
                             *([] if explain else [("Sweep", SweepView(self.runs_dir))]),
                             dynamic=True, sizing_mode="stretch_width")
