@@ -26,7 +26,8 @@ round trip timed out, page errors, console errors, tracebacks in the server's lo
 trainings' speed: solo, T together before the arrival, while pages arrive and type, with the pages open.
 Everything is bounded: ``--timeout`` per page and per round trip, servers and browser killed on exit.
 ``--quick``: 5 pages, 1 training, short windows. The browsers run on the same machine as the server here
-(unlike a workshop's): they take CPU from the server and the trainings.
+(unlike a workshop's), at ``--browser-nice`` 19 by default so that they take only the CPU the server and
+the trainings leave; rendering 30 pages still needs that CPU, so ready times include the browsers' work.
 """
 
 from __future__ import annotations
@@ -110,11 +111,16 @@ def tree_cpu_s(pid: int) -> float:
 
 
 class Browser:
-    """One headless Chromium; ``page()`` opens a page in a context shared by ``per_context`` pages and
-    records its page errors and console errors in ``errors``."""
+    """One headless Chromium (at ``nice`` priority when > 0); ``page()`` opens a page in a context shared
+    by ``per_context`` pages and records its page errors and console errors in ``errors``."""
 
-    def __init__(self, playwright, per_context: int = 10):
-        self.browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS)
+    def __init__(self, playwright, per_context: int = 10, nice: int = 0, workdir: Path | None = None):
+        executable = CHROMIUM
+        if nice > 0:  # the browsers stand in for the participants' own machines: they yield the CPU
+            executable = str((workdir or Path(tempfile.mkdtemp())) / "chromium-nice")
+            Path(executable).write_text(f'#!/bin/sh\nexec nice -n {nice} {CHROMIUM} "$@"\n')
+            os.chmod(executable, 0o755)
+        self.browser = playwright.chromium.launch(executable_path=executable, headless=True, args=LAUNCH_ARGS)
         self.per_context, self.contexts, self.count = per_context, [], 0
         self.errors: list[str] = []
 
@@ -217,7 +223,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def measure(num_procs: int, pages: int, trainings: int, window: float, repeats: int, timeout: float,
-            per_context: int, workdir: Path, scheduler: str = "none") -> dict:
+            per_context: int, workdir: Path, scheduler: str = "none", browser_nice: int = 19) -> dict:
     """One server with ``num_procs`` processes: the row of the table (see the module's docstring)."""
     from playwright.sync_api import sync_playwright
 
@@ -226,7 +232,7 @@ def measure(num_procs: int, pages: int, trainings: int, window: float, repeats: 
     errors: list[str] = []
     with serve_workbench(num_procs, workdir / f"runs-{name}", log_path, scheduler=scheduler,
                          max_concurrent=trainings) as (url, pid), sync_playwright() as pw:
-        browser = Browser(pw, per_context)
+        browser = Browser(pw, per_context, browser_nice, workdir)
         rss = [tree_rss_mb(pid)]
         try:
             trainers = []
@@ -310,6 +316,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds a page may take to be ready, and a "
                    "round trip (default 300)")
     p.add_argument("--pages-per-context", type=int, default=10)
+    p.add_argument("--browser-nice", type=int, default=19, help="the browsers' nice level (default 19: at low "
+                   "priority, as if on the participants' own machines; 0: as the server)")
     p.add_argument("--quick", action="store_true", help="5 pages, 1 training, 4 s window, 1 round trip, 120 s timeout")
     p.add_argument("--out", help="write the rows as JSON here")
     args = p.parse_args(argv)
@@ -326,7 +334,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for where in schedulers:
             for n in procs:
                 rows.append(measure(n, args.pages, args.trainings, args.window, args.round_trips, args.timeout,
-                                    args.pages_per_context, Path(tmp), scheduler=where))
+                                    args.pages_per_context, Path(tmp), scheduler=where,
+                                    browser_nice=args.browser_nice))
                 for message in rows[-1]["error_messages"]:
                     print(f"  error ({n} processes, scheduler {where}): {message}", file=sys.stderr)
                 print(table(rows[-1:]), flush=True)

@@ -30,7 +30,7 @@ from core.errors import InputError
 from core.executors import check_scheduler
 
 from .config import runs_dir_from_env
-from .panels import JobLibrary, JobPanel, SetupPanel, fitted_table, load_extensions, notify, pairplot
+from .panels import JobLibrary, JobPanel, SetupPanel, app_template, fitted_table, load_extensions, notify, pairplot
 
 MAX_PAIR_DIMS = 6
 
@@ -294,7 +294,7 @@ class AmortizedApp:
                               self.infer_button, sizing_mode="stretch_width")
         build_box = pn.Card(self.setup, self.job.controls, title="Build a data set and estimator",
                             collapsed=False, sizing_mode="stretch_width")
-        return pn.template.FastListTemplate(
+        return app_template(
             title="Amortized inference", sidebar=[infer_box, build_box], sidebar_width=360,
             main=[self.message, pn.Tabs(("Results", self.tabs),
                                         ("Build", pn.Column(self.job.plot_area, self.job.table,

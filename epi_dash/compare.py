@@ -30,6 +30,7 @@ from core.runs import reserve_run_dir
 from core.model import load_model
 from core.property import EmergentProperty
 
+from .panels.pump import session_timer
 from .users import current_user
 
 METHOD_CHOICES = {
@@ -259,7 +260,7 @@ class CompareView(param.Parameterized):
     def panel(self) -> pn.viewable.Viewable:
         self._doc = pn.state.curdoc
         if self._doc is not None and self._callback is None:
-            self._callback = pn.state.add_periodic_callback(self.drain, period=300)
+            self._callback = session_timer(self.drain, 300)
             pn.state.on_session_destroyed(lambda _ctx: self.jobs.stop())
         labels = {v: k for k, v in METHOD_CHOICES.items()}
         methods = pn.widgets.CheckButtonGroup.from_param(

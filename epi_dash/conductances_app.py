@@ -26,7 +26,7 @@ from core.conductance.pipeline import REGIME_METRICS
 from core.errors import InputError
 
 from .config import runs_dir_from_env
-from .panels import load_extensions, notify
+from .panels import app_template, load_extensions, notify
 
 
 class ConductancesState(param.Parameterized):
@@ -219,5 +219,5 @@ def create_conductances_app() -> pn.template.FastListTemplate:
         pn.bind(violin_view, state.param.result),
         pn.bind(traces_view, state.param.result),
     )
-    return pn.template.FastListTemplate(title="Conductances: degenerate populations from spike times",
+    return app_template(title="Conductances: degenerate populations from spike times",
                                         sidebar=[widgets, upload, run, help_md], main=[main])

@@ -24,7 +24,7 @@ from core.connectivity.validation import PROTOCOL, initial_states
 from core.errors import InputError
 
 from .config import runs_dir_from_env
-from .panels import JobLibrary, JobPanel, SetupPanel, key_value_table, load_extensions, trace_plot
+from .panels import JobLibrary, JobPanel, SetupPanel, app_template, key_value_table, load_extensions, trace_plot
 
 KIND = "connectivity.infer"
 COLORS = {"teacher": "#7f7f7f", "inferred": "#1f77b4", "gradient descent": "#ff7f0e"}
@@ -205,7 +205,7 @@ class ConnectivityApp:
                 self.results.objects = [pn.pane.Markdown(f"**Cannot show this run:** {exc}")]
 
     def template(self) -> pn.template.FastListTemplate:
-        return pn.template.FastListTemplate(
+        return app_template(
             title="Connectivity: max-entropy loadings of low-rank RNNs",
             sidebar=[self.setup, self.upload, self.job.controls], sidebar_width=340,
             main=[pn.Tabs(("Live", pn.Column(self.job.plot_area, self.job.table, sizing_mode="stretch_width")),

@@ -16,6 +16,7 @@ import param
 
 from core.errors import InputError
 
+from .panels.pump import session_timer
 from .panels.results import fitted_table, set_table
 from .scheduler import Scheduler, scheduler
 from .users import current_user, is_admin, may_control
@@ -161,7 +162,7 @@ class QueueView(pn.viewable.Viewer):
             self.refresh()
         doc = self._doc
         if self._callback is None and doc is not None and doc.session_context is not None:
-            self._callback = pn.state.add_periodic_callback(self.refresh, period=self.refresh_ms)
+            self._callback = session_timer(self.refresh, self.refresh_ms)
             if not self._hooked:
                 self._hooked = True
                 pn.state.on_session_destroyed(lambda _ctx: self._stop_timer())

@@ -21,6 +21,7 @@ from core.sweep import compare_levels, level_label, level_samples, load_sweep, p
 
 from .config import scheduler_from_env
 from .panels.job import cancel_button, queued_markdown
+from .panels.pump import session_timer
 from .scheduled_job import ScheduledJobRunner
 from .users import current_user, may_control, require_control
 
@@ -127,7 +128,7 @@ class SweepView(pn.viewable.Viewer):
         self._where = ""
         self._callback = None
         if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            self._callback = pn.state.add_periodic_callback(self.drain, period=DRAIN_PERIOD_MS)
+            self._callback = session_timer(self.drain, DRAIN_PERIOD_MS)
             # a closed tab takes its waiting sweep out of the queue (a running one goes on: open it again)
             pn.state.on_session_destroyed(lambda _ctx: self.runner.queued and self.runner.stop())
 

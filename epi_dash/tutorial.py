@@ -7,6 +7,7 @@ from pathlib import Path
 
 import panel as pn
 
+from .panels import app_template
 from .workbench import Workbench, attached_at_once, ensure_extensions
 
 #: fewer, cheaper iterations than the paper's settings (batch 200, not 500). The penalty c has to grow over
@@ -97,7 +98,7 @@ class Tutorial:
                           self.example_button, self.missing,
                           title="Lessons", sizing_mode="stretch_width")
         wb = self.workbench
-        return attached_at_once(pn.template.FastListTemplate(
+        return attached_at_once(app_template(
             title="EPI tutorial", sidebar=[lessons, *wb.sidebar()], main=[wb.tabs], sidebar_width=400,
             accent_base_color="#2ca02c", header_background="#1e5631", theme_toggle=False))
 

@@ -30,7 +30,7 @@ from .epi_training import TrainingView
 from .help import explained
 from .library import RunLibrary
 from .live import LiveRun, run_info
-from .panels import EventPump, JobControls, load_extensions
+from .panels import EventPump, JobControls, app_template, load_extensions
 from .preflight_view import PreflightPanel
 from .queue_view import QueueView
 from .runner import TrainingRunner
@@ -315,7 +315,7 @@ class Workbench(pn.viewable.Viewer):
                 *self.form.widgets(), self.controls.buttons, self.preflight]
 
     def template(self) -> pn.template.FastListTemplate:
-        return attached_at_once(pn.template.FastListTemplate(
+        return attached_at_once(app_template(
             title=self.title, sidebar=self.sidebar(), main=[self.tabs], sidebar_width=380,
             accent_base_color="#1f77b4", header_background="#1f4e79", theme_toggle=False))
 

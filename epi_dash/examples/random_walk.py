@@ -27,7 +27,7 @@ import param
 from core.jobs import JobContext
 
 from ..config import runs_dir_from_env
-from ..panels import JobLibrary, JobPanel, SetupPanel, key_value_table, load_extensions, pairplot, trace_plot
+from ..panels import JobLibrary, JobPanel, SetupPanel, app_template, key_value_table, load_extensions, pairplot, trace_plot
 
 KIND = "example.random_walk"
 
@@ -120,7 +120,7 @@ class RandomWalkApp:
             self.results.objects = [result_view(job.run_dir, job.result, pd.DataFrame(rows))]
 
     def template(self) -> pn.template.FastListTemplate:
-        return pn.template.FastListTemplate(
+        return app_template(
             title="Random walk (example app)", sidebar=[self.setup, self.job.controls], sidebar_width=340,
             main=[pn.Tabs(("Live", pn.Column(self.job.plot_area, self.job.table, sizing_mode="stretch_width")),
                           ("Result", self.results), ("Runs", self.library), dynamic=True,

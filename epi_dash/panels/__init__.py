@@ -15,7 +15,8 @@ import panel as pn
 
 from .job import JobControls, JobPanel, format_duration, notify, series_plot
 from .library import JobLibrary, job_kind, jobs_table
-from .pump import EventPump
+from .pump import EventPump, session_timer
+from .template import app_template
 from .results import fitted_table, key_value_table, pairplot, pairplot_grid, set_table, table_height, trace_plot
 from .setup import SetupPanel, ValidationMessages, check, input_widgets, param_form
 
@@ -24,7 +25,8 @@ from .setup import SetupPanel, ValidationMessages, check, input_widgets, param_f
 def load_extensions() -> None:
     """The Panel and HoloViews extensions the panels use (Bokeh plots, Tabulator, notifications); call
     it once per session before building an app (idempotent)."""
-    hv.extension("bokeh", logo=False)
+    if hv.Store.current_backend != "bokeh" or "bokeh" not in hv.Store.renderers:
+        hv.extension("bokeh", logo=False)  # process-wide, and a tenth of a session's build when repeated
     pn.extension("tabulator", notifications=True)
 
 
