@@ -20,8 +20,9 @@ pages share a browser context):
    ``--window`` with every page open and idle.
 
 Printed: ready time p50/max, round trip p50/p95, the largest RSS of the server processes (all workers
-and the supervisor), the CPU seconds the server processes used while the pages arrived (the machine's
-other load does not inflate it: the server's work per page), errors (pages that were not ready or whose
+and the supervisor), the CPU seconds the server processes (with ``--scheduler local`` its Dask workers
+too) and the browser used while the pages arrived (the machine's other load does not inflate them: the
+work per page; on 2 cores, (server + browser) / 2 is a floor for the last page's ready time), errors (pages that were not ready or whose
 round trip timed out, page errors, console errors, tracebacks in the server's log: must be 0) and the
 trainings' speed: solo, T together before the arrival, while pages arrive and type, with the pages open.
 Everything is bounded: ``--timeout`` per page and per round trip, servers and browser killed on exit.
@@ -99,15 +100,23 @@ def tree_rss_mb(pid: int) -> float:
     return total
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by the live process ``pid`` (0 once it is gone)."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
 def tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) used so far by ``pid`` and its descendants: a measure of the server's
-    work that the machine's other load does not inflate."""
-    total = 0.0
-    for p in process_tree(pid):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    """CPU seconds used so far by ``pid`` and its descendants: a measure of the server's work that the
+    machine's other load does not inflate."""
+    return sum(cpu_s(p) for p in process_tree(pid))
+
+
+def browser_cpu_s(server_pid: int) -> float:
+    """CPU seconds used so far by this benchmark's browser (every process below this one but the server's)."""
+    return tree_cpu_s(os.getpid()) - tree_cpu_s(server_pid) - cpu_s(os.getpid())
 
 
 class Browser:
@@ -248,9 +257,9 @@ def measure(num_procs: int, pages: int, trainings: int, window: float, repeats: 
             time.sleep(window if trainings > 1 else 0)
             together = rates(trainers, since) if trainings > 1 else [solo] * trainings
             since = counts(trainers)
-            cpu = tree_cpu_s(pid)
+            cpu, browser_cpu = tree_cpu_s(pid), browser_cpu_s(pid)
             arrived, ready = arrive(browser, url, pages, timeout)
-            cpu = tree_cpu_s(pid) - cpu
+            cpu, browser_cpu = tree_cpu_s(pid) - cpu, browser_cpu_s(pid) - browser_cpu
             rss.append(tree_rss_mb(pid))
             errors += [f"page {k} not ready within {timeout:.0f} s" for k, r in enumerate(ready) if r is None]
             trips: list[float] = []
@@ -276,7 +285,7 @@ def measure(num_procs: int, pages: int, trainings: int, window: float, repeats: 
     return dict(num_procs=num_procs, scheduler=scheduler, pages=pages, trainings=trainings, ready_p50_s=percentile(done, 50),
                 ready_max_s=max(done) if done else float("nan"), ready_s=ready, round_trip_p50_s=percentile(trips, 50),
                 round_trip_p95_s=percentile(trips, 95), round_trip_s=trips, server_rss_mb=max(rss),
-                arrival_cpu_s=cpu,
+                arrival_cpu_s=cpu, browser_cpu_s=browser_cpu,
                 errors=len(errors), error_messages=errors[:20], solo_its=solo,
                 together_its=statistics.mean(together) if together else None,
                 loaded_its=statistics.mean(loaded) if loaded else None,
@@ -291,14 +300,15 @@ def fmt(x, spec: str = ".1f") -> str:
 
 def table(rows: list[dict]) -> str:
     lines = ["| server processes | trainings run in | pages | trainings | ready p50 / max (s) | round trip p50 / p95 (s) | server RSS (MB) "
-             "| server CPU s while they arrive | errors | it/s per training: solo / T together / pages arriving "
+             "| CPU s while they arrive: server / browser | errors | it/s per training: solo / T together / pages arriving "
              "and typing / pages open (ratio to solo) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         where = "Dask workers" if r.get("scheduler", "none") != "none" else "server process"
         lines.append(f"| {r['num_procs']} | {where} | {r['pages']} | {r['trainings']} | {fmt(r['ready_p50_s'])} / "
                      f"{fmt(r['ready_max_s'])} | {fmt(r['round_trip_p50_s'], '.2f')} / {fmt(r['round_trip_p95_s'], '.2f')} | "
-                     f"{fmt(r['server_rss_mb'], '.0f')} | {fmt(r['arrival_cpu_s'])} | {r['errors']} | {fmt(r['solo_its'], '.0f')} / "
+                     f"{fmt(r['server_rss_mb'], '.0f')} | {fmt(r['arrival_cpu_s'])} / {fmt(r.get('browser_cpu_s'))} | "
+                     f"{r['errors']} | {fmt(r['solo_its'], '.0f')} / "
                      f"{fmt(r['together_its'], '.0f')} / {fmt(r['loaded_its'], '.0f')} ({fmt(r['loaded_vs_solo'], '.2f')}) / "
                      f"{fmt(r['open_its'], '.0f')} ({fmt(r['open_vs_solo'], '.2f')}) |")
     return "\n".join(lines)

@@ -119,8 +119,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def row_command(model: str, seeds: int, quick: bool, overrides: dict[str, Any], time_limit: float | None) -> str:
+def row_command(model: str, seeds: int, quick: bool, overrides: dict[str, Any], time_limit: float | None,
+                first_seed: int = 1) -> str:
     parts = [".venv/bin/python", "-m", "benchmarks.time_to_converge", "--models", model, "--seeds", str(seeds)]
+    parts += [f"--first-seed {first_seed}"] if first_seed != 1 else []
     parts += ["--quick"] if quick else []
     parts += [f"--set {k}={v}" for k, v in overrides.items()]
     parts += [f"--time-limit {time_limit:g}"] if time_limit else []
@@ -129,10 +131,11 @@ def row_command(model: str, seeds: int, quick: bool, overrides: dict[str, Any], 
 
 def run(models: list[str], seeds: int, quick: bool = False, overrides: dict[str, Any] | None = None,
         out: str | None = None, time_limit_s: float | None = None, progress: bool = True,
-        only: str | None = None, defaults: str = "current") -> list[dict[str, Any]]:
-    """Every requested model's rows (``QUICK_CASES`` and ``QUICK`` budgets when ``quick``); ``only``: just
-    the row with that label or a word of it (``"N=25"`` picks RNN N=25, not N=250); ``defaults="paper"``:
-    the paper's settings (``PAPER``) under ``QUICK`` and ``overrides``."""
+        only: str | None = None, defaults: str = "current", first_seed: int = 1) -> list[dict[str, Any]]:
+    """Every requested model's rows over seeds ``first_seed`` ... ``first_seed + seeds - 1`` (``QUICK_CASES``
+    and ``QUICK`` budgets when ``quick``); ``only``: just the row with that label or a word of it (``"N=25"``
+    picks RNN N=25, not N=250); ``defaults="paper"``: the paper's settings (``PAPER``) under ``QUICK`` and
+    ``overrides``."""
     torch.set_num_threads(1)
     overrides = dict(overrides or {})
     table = QUICK_CASES if quick else CASES
@@ -147,13 +150,13 @@ def run(models: list[str], seeds: int, quick: bool = False, overrides: dict[str,
             settings = {**(PAPER.get(name, {}) if defaults == "paper" else {}), **(QUICK if quick else {}),
                         **overrides}
             runs = []
-            for seed in range(1, seeds + 1):
+            for seed in range(first_seed, first_seed + seeds):
                 r = run_seed(case, seed, settings, out_dir, time_limit_s)
                 if progress:
                     print(f"{case.label} seed {seed}: converged={r['converged']} {r['iterations']} its "
                           f"{r['epochs']} epochs {r['wall_s']:.1f} s", file=sys.stderr, flush=True)
                 runs.append(r)
-            command = row_command(name, seeds, quick, overrides, time_limit_s)
+            command = row_command(name, seeds, quick, overrides, time_limit_s, first_seed)
             if defaults == "paper":
                 command += " --defaults paper"
             rows.append(summarize(case, runs, command))
@@ -163,7 +166,9 @@ def run(models: list[str], seeds: int, quick: bool = False, overrides: dict[str,
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="stg,v1,sc,rnn")
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="how many seeds (default 5)")
+    parser.add_argument("--first-seed", type=int, default=1, help="the first seed (default 1): e.g. --seeds 3 "
+                        "--first-seed 3 runs seeds 3, 4, 5")
     parser.add_argument("--quick", action="store_true", help="CI-sized budgets; only the RNN at N = 2 runs")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="flow/optimizer setting override on top of the model's defaults (A/B a change)")
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     rows = run([m.strip() for m in args.models.split(",") if m.strip()], args.seeds, args.quick,
                parse_overrides(args.set), args.out, args.time_limit, only=args.only,
-               defaults=args.defaults)
+               defaults=args.defaults, first_seed=args.first_seed)
     print(markdown(rows))
     print("command:", shlex.join([".venv/bin/python", "-m", "benchmarks.time_to_converge", *(argv or sys.argv[1:])]))
 

@@ -276,7 +276,7 @@ def cmd_serve(args) -> int:
               runs_dir=args.runs_dir, model_path=args.model_path or None, show=args.show, num_procs=args.num_procs,
               scheduler=args.scheduler, basic_auth=args.basic_auth, cookie_secret=args.cookie_secret,
               no_auth=args.no_auth, admins=args.admins, oauth_provider=args.oauth_provider,
-              oauth_key=args.oauth_key, oauth_secret=args.oauth_secret)
+              oauth_key=args.oauth_key, oauth_secret=args.oauth_secret, worker_nice=args.worker_nice)
     except KeyboardInterrupt:  # Ctrl-C reaching the supervisor of --num-procs workers (they stop on their own)
         return 0
     except OSError as exc:  # raised while binding, before anything is served
@@ -287,15 +287,25 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def integer_in(text: str, low: int, high: int, what: str) -> int:
+    """``text`` as an integer in low..high, else an argparse error naming ``what``."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{what} is an integer in {low}..{high}; got {text!r}")
+    return value
+
+
 def port_number(text: str) -> int:
     """argparse type of --port: an integer in 1..65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"a TCP port is an integer in 1..65535; got {text!r}")
-    return port
+    return integer_in(text, 1, 65535, "a TCP port")
+
+
+def nice_level(text: str) -> int:
+    """argparse type of --worker-nice: an integer in 0..19."""
+    return integer_in(text, 0, 19, "a nice value")
 
 
 def process_count(text: str) -> int:
@@ -362,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:8786",
                    help="run trainings on Dask distributed: 'local' starts a LocalCluster here, an address uses "
                    "that scheduler's workers (they must see the runs directory and model path at the same paths)")
+    p.add_argument("--worker-nice", type=nice_level, default=10, metavar="0..19",
+                   help="nice value of the workers of --scheduler local (default 10: trainings take the CPU the "
+                   "pages leave, so pages stay quick while the cores train; 0: same priority as the server)")
     p.add_argument("--basic-auth", default=None, metavar="credentials.json",
                    help="sign-in with Panel's basic auth: a JSON file of user: password (or one shared password)")
     p.add_argument("--cookie-secret", default=None, help="secret signing sign-in cookies (default: a random one)")

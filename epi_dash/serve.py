@@ -149,10 +149,11 @@ def apps() -> dict[str, callable]:
     return found
 
 
-def start_scheduler(scheduler: str) -> str | None:
+def start_scheduler(scheduler: str, worker_nice: int = 10) -> str | None:
     """The Dask scheduler address sessions send trainings to: a LocalCluster started now for "local"
-    (one worker process per training slot, ``--max-concurrent``; closed when the process exits), else ``scheduler`` once it answers. An unreachable scheduler is
-    reported and None returned: the server still starts, with trainings in its own process."""
+    (one worker process per training slot, ``--max-concurrent``, at nice ``worker_nice``; closed when the
+    process exits), else ``scheduler`` once it answers. An unreachable scheduler is reported and None
+    returned: the server still starts, with trainings in its own process."""
     import atexit
 
     from core.executors import WITHOUT_DASHBOARD, check_scheduler, close_quietly, dask_client
@@ -161,7 +162,7 @@ def start_scheduler(scheduler: str) -> str | None:
     if scheduler == "sync":
         raise InputError("scheduler", "'sync' is for tests; use 'local' or a scheduler address")
     if scheduler == "local":
-        from distributed import LocalCluster
+        from distributed import Client, LocalCluster
 
         from core.limits import ServerLimits
 
@@ -169,6 +170,11 @@ def start_scheduler(scheduler: str) -> str | None:
         workers = ServerLimits.from_env().concurrency
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, **WITHOUT_DASHBOARD)
         atexit.register(close_quietly, cluster, os.getpid())
+        if worker_nice > 0:
+            from core.worker_priority import LowerPriority
+
+            with Client(cluster) as client:
+                client.register_plugin(LowerPriority(worker_nice))
         print(f"Dask LocalCluster with {len(cluster.workers)} workers at {cluster.scheduler_address}", flush=True)
         return cluster.scheduler_address
     try:
@@ -203,10 +209,11 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
           threaded: bool = False, num_procs: int = 1, scheduler: str | None = None,
           basic_auth: str | None = None, cookie_secret: str | None = None, no_auth: bool = False,
           admins: str | list[str] | None = None, oauth_provider: str | None = None, oauth_key: str | None = None,
-          oauth_secret: str | None = None):
+          oauth_secret: str | None = None, worker_nice: int = 10):
     """Serve both apps until interrupted (``threaded=True``: return the server thread; ``.stop()`` it).
     ``num_procs``: server processes sharing the port (0: one per CPU core). ``scheduler``: trainings run
-    on Dask ("local": a LocalCluster started here; or a scheduler's address) instead of this process.
+    on Dask ("local": a LocalCluster started here, its workers at nice ``worker_nice``; or a scheduler's
+    address) instead of this process.
     Sign-in: ``basic_auth`` (a credentials JSON file) or ``oauth_provider`` (Panel's OAuth: github, google,
     azure, okta, ... with ``oauth_key``/``oauth_secret``); ``admins`` see and stop every run."""
     import panel as pn
@@ -232,7 +239,7 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
     configure_environment(runs_dir, model_path)
     os.environ.pop(SCHEDULER_ENV, None)
     if scheduler is not None:
-        scheduler_address = start_scheduler(scheduler)  # not ``address``: that is where we bind
+        scheduler_address = start_scheduler(scheduler, worker_nice)  # not ``address``: that is where we bind
         if scheduler_address is not None:
             os.environ[SCHEDULER_ENV] = scheduler_address
     if num_procs > 1:

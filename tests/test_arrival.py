@@ -94,5 +94,5 @@ def test_load_benchmark_quick(tmp_path):
                         "--timeout", "60", "--out", str(tmp_path / "load.json")])
     assert row["errors"] == 0, row["error_messages"]
     assert all(r is not None and 0 < r < 60 for r in row["ready_s"]) and len(row["round_trip_s"]) == 4
-    assert row["server_rss_mb"] > 50 and row["arrival_cpu_s"] > 0
+    assert row["server_rss_mb"] > 50 and row["arrival_cpu_s"] > 0 and row["browser_cpu_s"] > 0
     assert (tmp_path / "load.json").is_file()
