@@ -4,7 +4,9 @@ background jobs and show their predictive distributions, samples and timing side
 Threads: one worker thread runs the queued (method, seed) races one after the other, each a ``core.jobs``
 job (``core.baselines.race.race_job``, kind "compare.race", its own run directory in the comparison's
 folder, so the run library lists it), and only puts plain records on a queue; a periodic callback drains
-it on the session's event loop.
+it on the session's event loop. Each race is a job of the server's scheduler like any other: checked
+against ``max_runs_per_user``, waiting for a slot in the fair queue (cancellable from the Server queue
+card), stopped at ``max_wall_time_s``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from core.model import load_model
 from core.property import EmergentProperty
 
 from .panels.pump import session_timer
+from .scheduler import Scheduler, Ticket, scheduler as process_scheduler
 from .users import current_user
 
 METHOD_CHOICES = {
@@ -57,10 +60,12 @@ class CompareJobs:
     device, run_dir.
     """
 
-    def __init__(self):
+    def __init__(self, scheduler: Scheduler | None = None):
+        self.scheduler = scheduler  # None: the process's
         self.events: queue.Queue = queue.Queue()
         self._jobs: queue.Queue = queue.Queue()
         self._stop = threading.Event()
+        self._timed_out = False
         self._thread: threading.Thread | None = None
 
     def submit(self, job: dict[str, Any]) -> None:
@@ -79,6 +84,13 @@ class CompareJobs:
                 break
         self._stop.set()
 
+    def _wall_time_up(self, limit: float) -> None:
+        """The race ran ``max_wall_time_s``: stop it (it reports what it has)."""
+        self._timed_out = True
+        self.events.put(("failed", f"stopped at this server's limit of {limit:g} s on one job's wall time "
+                                   "(max_wall_time_s)"))
+        self._stop.set()
+
     @property
     def pending(self) -> int:
         return self._jobs.qsize()
@@ -91,13 +103,34 @@ class CompareJobs:
                 self.events.put(("idle", None))
                 return
             spec = job["spec"]
-            self.events.put(("started", f"{spec.name} seed {job['seed']}"))
-            settings = race_settings(spec, job["model_spec"], job.get("model_params") or {}, job["property"],
-                                     job["seed"], job["time_limit"], job.get("device", "auto"))
-            results: list[MethodResult] = []
-            outcome = run_job(race_job, settings, job["run_dir"], RACE_KIND, stop_event=self._stop, objects=dict(
-                model=job["model"], property=job["property"], stop_event=self._stop, on_result=results.append,
-                on_step=lambda r: self.events.put(("step", r))))
+            label = f"{spec.name} seed {job['seed']}"
+            sched = self.scheduler or process_scheduler()
+            try:
+                sched.check_job(job["owner"])
+            except InputError as exc:
+                self.events.put(("failed", f"{label}: {exc.field}: {exc.message}"))
+                continue
+            ticket = Ticket(sched, job["owner"], job["run_dir"])
+            self.events.put(("waiting", label))
+            if not ticket.wait_turn(self._stop):
+                continue
+            try:
+                if self._stop.is_set():
+                    continue
+                ticket.start_wall_clock(self._wall_time_up)
+                self.events.put(("started", label))
+                settings = race_settings(spec, job["model_spec"], job.get("model_params") or {}, job["property"],
+                                         job["seed"], job["time_limit"], job.get("device", "auto"))
+                results: list[MethodResult] = []
+                outcome = run_job(race_job, settings, job["run_dir"], RACE_KIND, stop_event=self._stop,
+                                  objects=dict(model=job["model"], property=job["property"], stop_event=self._stop,
+                                               on_result=results.append,
+                                               on_step=lambda r: self.events.put(("step", r))))
+            finally:
+                ticket.release()
+                if self._timed_out:  # the server's limit stopped this race, not the user: the next ones run
+                    self._timed_out = False
+                    self._stop.clear()
             for result in results:
                 self.events.put(("result", result))
             if outcome.state == "failed":
@@ -148,7 +181,8 @@ class CompareView(param.Parameterized):
         owner = current_user()  # here, in the session: the jobs run in a worker thread
         for spec in specs:
             for seed in range(1, self.seeds + 1):
-                self.jobs.submit(dict(spec=spec.copy(), seed=seed, model=self.model, model_spec=self.model_name,
+                self.jobs.submit(dict(spec=spec.copy(), seed=seed, owner=owner, model=self.model,
+                                      model_spec=self.model_name,
                                       model_params=self.model_params, property=self.property,
                                       time_limit=self.time_limit, device=self.device,
                                       run_dir=reserve_run_dir(self.out_dir, f"{spec.name.replace(':', '-')}-seed{seed}", owner)))
@@ -176,7 +210,9 @@ class CompareView(param.Parameterized):
     def _apply(self, events: list[tuple[str, Any]]) -> None:
         new_results = False
         for kind, payload in events:
-            if kind == "started":
+            if kind == "waiting":
+                self.status = f"waiting for a slot on this server: {payload}"
+            elif kind == "started":
                 self.status = f"running {payload} ({self.jobs.pending} queued)"
             elif kind == "step":
                 self.last_step = payload

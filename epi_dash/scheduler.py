@@ -153,6 +153,23 @@ class Ticket:
         """Queue the job (:meth:`Scheduler.submit`)."""
         self.job = self.sched.submit(self.job_id, self.owner, start, on_cancel)
 
+    def wait_turn(self, stop: threading.Event, poll_s: float = 0.25) -> bool:
+        """Queue the job and block this worker thread until it is admitted (True; ``release()`` it when it
+        ends) or until ``stop`` is set or the job is cancelled (the queue card) while it waits (False: it left
+        the queue)."""
+        admitted, cancelled = threading.Event(), threading.Event()
+        self.submit(start=admitted.set, on_cancel=lambda _user: cancelled.set())
+        while not admitted.wait(poll_s):
+            if cancelled.is_set():
+                return False
+            if stop.is_set():
+                try:
+                    self.sched.cancel(self.job_id, self.owner)
+                    return False
+                except InputError:  # admitted meanwhile
+                    admitted.wait()
+        return True
+
     def submit_remote(self) -> None:
         """The job runs on another executor (:meth:`Scheduler.submit_remote`)."""
         self.sched.submit_remote(self.job_id, self.owner)

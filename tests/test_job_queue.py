@@ -196,3 +196,61 @@ def test_a_sweep_waits_for_a_running_training_and_a_training_for_a_job(tmp_path)
     view.drain()
     assert "**Stopped**" in view.status.object or "**Finished**" in view.status.object
     assert sched.queue.running() == [] and sched.queue.order() == []
+
+
+def _race_view(tmp_path, **params):
+    from epi_dash.compare import CompareView
+
+    return CompareView("rnn", {"N": 2}, {"statistics": ["real_lambda1", "lambda_s"], "mean": [0.5, 1.5],
+                                         "std": [0.25, 0.25]}, tmp_path / "races", methods=["smc"],
+                       **{"seeds": 1, "time_limit": 30, "device": "cpu", **params})
+
+
+def _drain_until(view, condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, view.status
+        time.sleep(0.1)
+        view.drain()
+
+
+def test_a_compare_race_waits_for_a_slot_in_the_servers_queue(tmp_path):
+    sched = reset_scheduler(ServerLimits(max_concurrent=1))
+    training = _app(tmp_path, "a", **SLOW)
+    training.job.start()  # holds the only slot
+    view = _race_view(tmp_path)
+    view.run()
+    _drain_until(view, lambda: view.status.startswith("waiting for a slot on this server: smc"))
+    rows = sched.jobs()
+    assert [(r["state"], r["owner"]) for r in rows] == [("running", "local"), ("queued", "local")]
+    assert rows[1]["job"].endswith("smc-seed1") and view.last_step is None  # the race has not started
+    training.job.stop()  # the slot frees: the race runs
+    _drain_until(view, lambda: view.last_step is not None)
+    assert view.status.startswith("running smc")
+    view.stop()
+    _drain_until(view, lambda: view.status.startswith("done"))
+    assert sched.queue.running() == [] and sched.jobs() == []
+
+
+def test_a_compare_race_counts_towards_runs_per_user_and_obeys_the_wall_time(tmp_path):
+    reset_scheduler(ServerLimits(max_concurrent=1, max_runs_per_user=1))
+    training = _app(tmp_path, "a", **SLOW)
+    training.job.start()
+    view = _race_view(tmp_path)
+    view.run()
+    _drain_until(view, lambda: view.status.startswith("error"))
+    assert "smc seed 1: runs: you have 1 jobs (trainings, simulations, sweeps)" in view.status
+    assert "(max_runs_per_user)" in view.status
+    training.job.stop()
+    _ended(training.job)
+
+    sched = reset_scheduler(ServerLimits(max_concurrent=1, max_wall_time_s=1.0))
+    view = _race_view(tmp_path, seeds=2)
+    said: list[str] = []
+    view.param.watch(lambda event: said.append(event.new), "status")
+    view.run()
+    _drain_until(view, lambda: view.status.startswith("done"), timeout=90)
+    limit = "error: stopped at this server's limit of 1 s on one job's wall time (max_wall_time_s)"
+    assert said.count(limit) == 2 and len(view.results) == 2  # the limit stopped each race, not the comparison
+    assert all(r.wall_time_s < 5 and not r.converged for r in view.results)  # 30 s without the limit
+    assert sched.queue.running() == []
