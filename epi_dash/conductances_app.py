@@ -7,11 +7,17 @@ from a chosen (g_s, g_u); the app shows the density over the (g_s, g_u) plane, t
 conductance distributions, example voltage traces beside the input's, and the metric violins. The
 network comes from ``epi-dash dic train`` (``$EPI_DASH_RUNS_DIR/dic/MODEL/network``). Views are functions
 of one :class:`ConductancesState`; bad input is a message naming the field, never a traceback.
+
+A Run computes in a worker thread that first takes a slot of the server's scheduler (``max_runs_per_user``,
+the fair queue shared with every other job), so one person's population of 5,000 neurons neither blocks the
+other pages nor takes more than its share of the cores; the page shows the result when it is done.
 """
 
 from __future__ import annotations
 
 import tempfile
+import threading
+from functools import partial
 from pathlib import Path
 
 import holoviews as hv
@@ -19,6 +25,7 @@ import numpy as np
 import panel as pn
 import param
 import torch
+from panel.io.state import set_curdoc
 
 from core.conductance import (METRICS, activity_metrics, compare, compensate, generate, get_model, load_density,
                               read_spikes, simulate)
@@ -27,6 +34,8 @@ from core.errors import InputError
 
 from .config import runs_dir_from_env
 from .panels import app_template, load_extensions, notify
+from .scheduler import Scheduler, Ticket, scheduler as process_scheduler
+from .users import current_user
 
 
 class ConductancesState(param.Parameterized):
@@ -50,16 +59,42 @@ class ConductancesState(param.Parameterized):
         return Path(self.network_dir) if self.network_dir.strip() else runs_dir_from_env() / "dic" / self.model / "network"
 
     def run(self, file_bytes: bytes | None = None, filename: str = "") -> None:
-        """Compute everything; a bad input becomes ``message`` (field: why) and no result."""
+        """Compute everything and show it; a bad input becomes ``message`` (field: why) and no result."""
+        self.show(*self.outcome(file_bytes, filename))
+
+    def outcome(self, file_bytes: bytes | None = None, filename: str = "") -> tuple[dict | None, str]:
+        """(result, message) of a run, without touching the page (any thread): a bad input gives no result
+        and a message naming the field; an unexpected error its type and text, never a traceback."""
         try:
-            self.result = self._compute(file_bytes, filename)
-            r = self.result
-            failed = f"; {len(r['failures'])} failed ({r['failures'][0][1]})" if r["failures"] else ""
-            self.message = (f"{r['n_ok']} of {self.n} neurons generated in {r['gen_ms']:.0f} ms{failed}; input regime "
-                            f"{r['cmp']['regime']}, {100 * r['cmp']['in_regime']:.0f} % of generated neurons in it")
+            r = self._compute(file_bytes, filename)
         except InputError as exc:
-            self.result = None
-            self.message = f"{exc.field}: {exc.message}"
+            return None, f"{exc.field}: {exc.message}"
+        except Exception as exc:  # keep the server up: show the cause
+            return None, f"error: {type(exc).__name__}: {exc}"
+        failed = f"; {len(r['failures'])} failed ({r['failures'][0][1]})" if r["failures"] else ""
+        return r, (f"{r['n_ok']} of {self.n} neurons generated in {r['gen_ms']:.0f} ms{failed}; input regime "
+                   f"{r['cmp']['regime']}, {100 * r['cmp']['in_regime']:.0f} % of generated neurons in it")
+
+    def show(self, result: dict | None, message: str) -> None:
+        self.param.update(result=result, message=message)
+
+    def scheduled_outcome(self, file_bytes: bytes | None, filename: str, owner: str,
+                          sched: Scheduler | None = None, on_admitted=lambda: None) -> tuple[dict | None, str]:
+        """:meth:`outcome` as a job of the server's scheduler (``sched``; None: the process's) for ``owner``:
+        refused past ``max_runs_per_user`` (the message names it), else computed once admitted (then
+        ``on_admitted()``), its slot freed however it ends. Blocks: call it from a worker thread."""
+        sched = sched or process_scheduler()
+        try:
+            sched.check_job(owner)
+        except InputError as exc:
+            return None, f"{exc.field}: {exc.message}"
+        ticket = Ticket(sched, owner, f"conductances-{self.model}")
+        ticket.wait_turn(threading.Event())
+        try:
+            on_admitted()
+            return self.outcome(file_bytes, filename)
+        finally:
+            ticket.release()
 
     def _compute(self, file_bytes: bytes | None, filename: str) -> dict:
         import time
@@ -194,19 +229,37 @@ def create_conductances_app() -> pn.template.FastListTemplate:
 
     state.param.watch(on_message, ["message", "result"])
 
+    doc = pn.state.curdoc
+
+    def on_page(callback) -> None:
+        """``callback()`` on this session's event loop, as this session's (inline outside a server)."""
+        if doc is not None and doc.session_context is not None:
+            def in_session() -> None:
+                with set_curdoc(doc):  # Panel renders the bound views into the current document
+                    callback()
+
+            doc.add_next_tick_callback(in_session)
+        else:
+            callback()
+
+    def finish(result: dict | None, message: str) -> None:
+        state.show(result, message)
+        if result is None:
+            notify("error", message)
+        run.disabled, run.name = False, "Run"
+
     def on_run(_):
-        run.disabled = True
-        run.name = "Running..."
-        try:
-            state.run(upload.value, upload.filename or "")
-            if state.result is None:
-                notify("error", state.message)
-        except Exception as exc:  # keep the server up: show the cause, never a traceback
-            state.result = None
-            state.message = f"error: {type(exc).__name__}: {exc}"
-        finally:
-            run.disabled = False
-            run.name = "Run"
+        run.disabled, run.name = True, "Waiting for a slot..."
+        file_bytes, filename, owner = upload.value, upload.filename or "", current_user()
+
+        def work() -> None:
+            def running() -> None:
+                run.name = "Running..."
+
+            outcome = state.scheduled_outcome(file_bytes, filename, owner, on_admitted=lambda: on_page(running))
+            on_page(partial(finish, *outcome))
+
+        threading.Thread(target=work, name="conductances-run", daemon=True).start()
 
     run.on_click(on_run)
     help_md = pn.pane.Markdown(

@@ -40,7 +40,11 @@ def test_conductances_app_end_to_end(runs_dir, tmp_path):
             page.get_by_role("button", name="Run").click()
             expect(page.get_by_text("neurons generated in")).to_be_visible(timeout=240_000)
             expect(page.get_by_text("regime").first).to_be_visible()
-            assert sum(cds_lengths(page)) > before + 100   # density image, points, boxes and traces arrived
+            # density image, points, boxes and traces arrive (the run computes in a worker thread, the plots
+            # may follow its message by a tick)
+            page.wait_for_function(
+                "n => [...Bokeh.documents[0].all_models].filter(m => m.type === 'ColumnDataSource')"
+                ".map(m => m.get_length() || 0).reduce((a, b) => a + b, 0) > n", arg=before + 100, timeout=30_000)
             screenshot(page, "conductances-result")
 
             fill(page, "g_s", "50")

@@ -254,3 +254,28 @@ def test_a_compare_race_counts_towards_runs_per_user_and_obeys_the_wall_time(tmp
     assert said.count(limit) == 2 and len(view.results) == 2  # the limit stopped each race, not the comparison
     assert all(r.wall_time_s < 5 and not r.converged for r in view.results)  # 30 s without the limit
     assert sched.queue.running() == []
+
+
+def test_a_conductances_run_waits_for_a_slot_and_counts_towards_runs_per_user(tmp_path, monkeypatch):
+    import threading
+
+    from epi_dash.conductances_app import ConductancesState
+
+    monkeypatch.setenv("EPI_DASH_RUNS_DIR", str(tmp_path / "runs"))  # no trained network there
+    sched = reset_scheduler(ServerLimits(max_concurrent=1, max_runs_per_user=2))
+    training = _app(tmp_path, "a", **SLOW)
+    training.job.start()  # holds the only slot
+    state = ConductancesState(n_input=1, duration=50.0, transient=0.0)
+    admitted, outcomes = threading.Event(), []
+    worker = threading.Thread(target=lambda: outcomes.append(
+        state.scheduled_outcome(None, "", "local", on_admitted=admitted.set)))
+    worker.start()
+    _until(lambda: len(sched.jobs()) == 2, training.job)
+    assert sched.jobs()[1]["state"] == "queued" and not admitted.is_set()
+    result, message = state.scheduled_outcome(None, "", "local")  # a third job of the same user
+    assert result is None and "(max_runs_per_user)" in message and message.startswith("runs: ")
+    training.job.stop()  # the slot frees: the run computes
+    worker.join(60)
+    assert admitted.is_set() and outcomes[0][0] is None
+    assert outcomes[0][1].startswith("network") and "dic train" in outcomes[0][1]  # it ran, and said what is missing
+    assert sched.jobs() == []
