@@ -53,7 +53,7 @@ CASES: dict[str, list[Case]] = {
 #: --quick: a path check (seconds), not the paper's budgets; the RNN at N = 2 converges within it
 QUICK_CASES: dict[str, list[Case]] = {"rnn": [Case("RNN N=2 (quick)", "rnn", {"N": 2}, claim="benchmarks.claims.rnn")]}
 #: --defaults paper: where today's defaults differ from the paper's (Methods 5.2), the paper's values
-PAPER = {"rnn": dict(iters_per_epoch=500, num_epochs=10)}
+PAPER = {"rnn": dict(iters_per_epoch=500, num_epochs=10), "v1": dict(iters_per_epoch=2000, num_epochs=10)}
 QUICK = dict(iters_per_epoch=250, num_epochs=4, num_test_batches=20, init_iters=50)
 
 

@@ -59,7 +59,9 @@ def test_declarations():
     assert lower.tolist() == [0.0] * 4 and upper.tolist() == [0.5] * 4
     assert model.statistic_names == ["s_E"] and (model.statistics[0].mean, model.statistics[0].std) == (5.0, 1.0)
     d = model.epi_defaults
-    assert (d["batch_size"], d["c0"], d["beta"], d["iters_per_epoch"], d["num_units"]) == (100, 0.1, 2.0, 2000, 50)
+    assert (d["batch_size"], d["c0"], d["beta"], d["num_units"]) == (100, 0.1, 2.0, 50)  # the paper's
+    # epochs of 1,000 its, not the paper's 2,000: the same 20,000-iteration budget, tested twice as often
+    assert (d["iters_per_epoch"], d["num_epochs"]) == (1000, 20)
     assert model.window_start == 150  # t_ss = 75 ms at dt = 0.5 ms
     again = load_model("v1", **model.hyperparameters())
     assert again.hyperparameters() == model.hyperparameters()

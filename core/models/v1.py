@@ -156,8 +156,13 @@ class V1(Model):
     time_unit = "s"
     epi_defaults = dict(
         num_stages=3, num_layers=2, num_units=50, post_affine=True, batch_norm=False,
-        batch_size=100, lr=1e-3, c0=0.1, gamma=0.25, beta=2.0, num_epochs=10,
-        iters_per_epoch=2000, nu=1.0, alpha=0.05, stop_early=True,
+        batch_size=100, lr=1e-3, c0=0.1, gamma=0.25, beta=2.0,
+        # the paper: 10 epochs of 2,000 its (--set iters_per_epoch=2000 --set num_epochs=10). Epochs of 1,000
+        # (the same 20,000-iteration budget) test and update eta, c twice as often: iterations to
+        # convergence 8,000 -> 3,000 (X(5 Hz)) and 6,000-10,000 -> 4,000-5,000 (X(10 Hz)) on seeds 1-2, with
+        # the same claims (benchmarks/RESULTS.md, time to convergence)
+        num_epochs=20, iters_per_epoch=1000,
+        nu=1.0, alpha=0.05, stop_early=True,
     )
 
     def __init__(self, **params):
