@@ -33,6 +33,9 @@ from .jobs import (CHECKPOINT_FILE, STOP_FILE, JobEvent, JobFunction, JobResult,
 CONNECT_TIMEOUT_S = 10
 
 
+#: the nice value of the LocalCluster workers that ``epi-dash serve --scheduler local`` starts (``--worker-nice``)
+WORKER_NICE = 10
+
 #: LocalCluster arguments for no dashboard, and the scheduler's small HTTP server (health, metrics) on a free
 #: port rather than 8787 (Dask's default; taken by a second cluster on the machine, with a warning)
 WITHOUT_DASHBOARD: dict[str, Any] = {"dashboard_address": ":0", "scheduler_kwargs": {"dashboard": False}}

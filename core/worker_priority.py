@@ -12,8 +12,7 @@ from pathlib import Path
 
 from distributed import WorkerPlugin
 
-#: the LocalCluster workers' nice value under ``epi-dash serve --scheduler local`` (``--worker-nice``)
-WORKER_NICE = 10
+from .executors import WORKER_NICE
 
 
 def lower_priority(nice: int) -> None:

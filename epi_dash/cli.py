@@ -28,6 +28,7 @@ from core import (
     reserve_run_dir,
     settings_for,
 )
+from core.executors import WORKER_NICE
 from core.runs import read_run_json, run_state
 from core.settings import FlowSettings, OptimizerSettings
 
@@ -372,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:8786",
                    help="run trainings on Dask distributed: 'local' starts a LocalCluster here, an address uses "
                    "that scheduler's workers (they must see the runs directory and model path at the same paths)")
-    p.add_argument("--worker-nice", type=nice_level, default=10, metavar="0..19",
+    p.add_argument("--worker-nice", type=nice_level, default=WORKER_NICE, metavar="0..19",
                    help="nice value of the workers of --scheduler local (default 10: trainings take the CPU the "
                    "pages leave, so pages stay quick while the cores train; 0: same priority as the server)")
     p.add_argument("--basic-auth", default=None, metavar="credentials.json",

@@ -33,7 +33,7 @@ from core.model import load_model
 from core.property import EmergentProperty
 
 from .panels.pump import session_timer
-from .scheduler import Scheduler, Ticket, scheduler as process_scheduler
+from .scheduler import Scheduler, scheduler as process_scheduler, slot_for
 from .users import current_user
 
 METHOD_CHOICES = {
@@ -104,30 +104,25 @@ class CompareJobs:
                 return
             spec = job["spec"]
             label = f"{spec.name} seed {job['seed']}"
-            sched = self.scheduler or process_scheduler()
             try:
-                sched.check_job(job["owner"])
-            except InputError as exc:
+                with slot_for(self.scheduler or process_scheduler(), job["owner"], job["run_dir"], self._stop,
+                              on_waiting=lambda: self.events.put(("waiting", label))) as ticket:
+                    if ticket is None or self._stop.is_set():
+                        continue
+                    ticket.start_wall_clock(self._wall_time_up)
+                    self.events.put(("started", label))
+                    settings = race_settings(spec, job["model_spec"], job.get("model_params") or {},
+                                             job["property"], job["seed"], job["time_limit"],
+                                             job.get("device", "auto"))
+                    results: list[MethodResult] = []
+                    outcome = run_job(race_job, settings, job["run_dir"], RACE_KIND, stop_event=self._stop,
+                                      objects=dict(model=job["model"], property=job["property"],
+                                                   stop_event=self._stop, on_result=results.append,
+                                                   on_step=lambda r: self.events.put(("step", r))))
+            except InputError as exc:  # over the server's max_runs_per_user
                 self.events.put(("failed", f"{label}: {exc.field}: {exc.message}"))
                 continue
-            ticket = Ticket(sched, job["owner"], job["run_dir"])
-            self.events.put(("waiting", label))
-            if not ticket.wait_turn(self._stop):
-                continue
-            try:
-                if self._stop.is_set():
-                    continue
-                ticket.start_wall_clock(self._wall_time_up)
-                self.events.put(("started", label))
-                settings = race_settings(spec, job["model_spec"], job.get("model_params") or {}, job["property"],
-                                         job["seed"], job["time_limit"], job.get("device", "auto"))
-                results: list[MethodResult] = []
-                outcome = run_job(race_job, settings, job["run_dir"], RACE_KIND, stop_event=self._stop,
-                                  objects=dict(model=job["model"], property=job["property"], stop_event=self._stop,
-                                               on_result=results.append,
-                                               on_step=lambda r: self.events.put(("step", r))))
             finally:
-                ticket.release()
                 if self._timed_out:  # the server's limit stopped this race, not the user: the next ones run
                     self._timed_out = False
                     self._stop.clear()

@@ -34,7 +34,7 @@ from core.errors import InputError
 
 from .config import runs_dir_from_env
 from .panels import app_template, load_extensions, notify
-from .scheduler import Scheduler, Ticket, scheduler as process_scheduler
+from .scheduler import Scheduler, scheduler as process_scheduler, slot_for
 from .users import current_user
 
 
@@ -83,18 +83,12 @@ class ConductancesState(param.Parameterized):
         """:meth:`outcome` as a job of the server's scheduler (``sched``; None: the process's) for ``owner``:
         refused past ``max_runs_per_user`` (the message names it), else computed once admitted (then
         ``on_admitted()``), its slot freed however it ends. Blocks: call it from a worker thread."""
-        sched = sched or process_scheduler()
         try:
-            sched.check_job(owner)
-        except InputError as exc:
+            with slot_for(sched or process_scheduler(), owner, f"conductances-{self.model}", threading.Event()):
+                on_admitted()
+                return self.outcome(file_bytes, filename)
+        except InputError as exc:  # over the server's max_runs_per_user
             return None, f"{exc.field}: {exc.message}"
-        ticket = Ticket(sched, owner, f"conductances-{self.model}")
-        ticket.wait_turn(threading.Event())
-        try:
-            on_admitted()
-            return self.outcome(file_bytes, filename)
-        finally:
-            ticket.release()
 
     def _compute(self, file_bytes: bytes | None, filename: str) -> dict:
         import time

@@ -16,8 +16,9 @@ import itertools
 import logging
 import os
 import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from core.errors import InputError
 from core.limits import ServerLimits, env_name
@@ -201,6 +202,25 @@ class Ticket:
         if timer is not None:
             timer.cancel()
         self.sched.finished(self.job_id)
+
+
+@contextmanager
+def slot_for(sched: Scheduler, owner: str, name: str, stop: threading.Event,
+             on_waiting: Callable[[], None] = lambda: None) -> Iterator[Ticket | None]:
+    """A job of ``owner`` run from a worker thread: refused past ``max_runs_per_user`` (InputError, before
+    anything waits), else ``on_waiting()`` and a wait for a slot in the fair queue; yields its Ticket once
+    admitted (None if ``stop`` was set or it was cancelled while waiting) and frees the slot however the
+    block ends."""
+    sched.check_job(owner)
+    ticket = Ticket(sched, owner, name)
+    on_waiting()
+    if not ticket.wait_turn(stop):
+        yield None
+        return
+    try:
+        yield ticket
+    finally:
+        ticket.release()
 
 
 _SCHEDULER: Scheduler | None = None

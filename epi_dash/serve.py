@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 from core.errors import InputError
+from core.executors import WORKER_NICE
 
 from .assets import INDEX_HTML, serve_assets_locally
 from .closed_pages import quiet_closed_pages
@@ -149,7 +150,7 @@ def apps() -> dict[str, callable]:
     return found
 
 
-def start_scheduler(scheduler: str, worker_nice: int = 10) -> str | None:
+def start_scheduler(scheduler: str, worker_nice: int = WORKER_NICE) -> str | None:
     """The Dask scheduler address sessions send trainings to: a LocalCluster started now for "local"
     (one worker process per training slot, ``--max-concurrent``, at nice ``worker_nice``; closed when the
     process exits), else ``scheduler`` once it answers. An unreachable scheduler is reported and None
@@ -209,7 +210,7 @@ def serve(address: str = "127.0.0.1", port: int = 5006, allow_websocket_origin: 
           threaded: bool = False, num_procs: int = 1, scheduler: str | None = None,
           basic_auth: str | None = None, cookie_secret: str | None = None, no_auth: bool = False,
           admins: str | list[str] | None = None, oauth_provider: str | None = None, oauth_key: str | None = None,
-          oauth_secret: str | None = None, worker_nice: int = 10):
+          oauth_secret: str | None = None, worker_nice: int = WORKER_NICE):
     """Serve both apps until interrupted (``threaded=True``: return the server thread; ``.stop()`` it).
     ``num_procs``: server processes sharing the port (0: one per CPU core). ``scheduler``: trainings run
     on Dask ("local": a LocalCluster started here, its workers at nice ``worker_nice``; or a scheduler's

@@ -31,6 +31,7 @@ from .help import explained
 from .library import RunLibrary
 from .live import LiveRun, run_info
 from .panels import EventPump, JobControls, app_template, load_extensions
+from .panels.pump import frozen_models
 from .preflight_view import PreflightPanel
 from .queue_view import QueueView
 from .runner import TrainingRunner
@@ -59,7 +60,7 @@ def attached_at_once(template: pn.template.BaseTemplate) -> pn.template.BaseTemp
         doc = doc if doc is not None else pn.state.curdoc
         if doc is None:
             return original(doc, title, location)
-        with doc.models.freeze():
+        with frozen_models(doc):
             return original(doc, title, location)
 
     template.server_doc = server_doc
